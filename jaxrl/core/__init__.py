@@ -1,0 +1,1 @@
+"""The small shared core of jaxrl: only what two or more algorithms use."""

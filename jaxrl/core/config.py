@@ -1,0 +1,77 @@
+"""Config helpers: validation that names the bad field, hashing, printing, and the tyro CLI.
+
+Every algorithm keeps its hyperparameters in a `@dataclass(frozen=True) class Config` and checks
+them in `__post_init__` with the `check_*` helpers below, so bad input fails in Python, before
+anything is traced. The checks skip JAX tracers, so a sweep may pass already-validated numeric
+fields as traced arrays (see `jaxrl.core.run`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from typing import Any, Iterable
+
+import jax
+
+
+def _traced(value) -> bool:
+    return isinstance(value, jax.core.Tracer)
+
+
+def check_positive(name: str, value, *, allow_zero: bool = False) -> None:
+    """Raise ValueError unless `value` > 0 (or >= 0 with `allow_zero`)."""
+    if _traced(value):
+        return
+    if value is None or not isinstance(value, (int, float)) or math.isnan(value) or (
+        value < 0 if allow_zero else value <= 0
+    ):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be {bound}, got {value!r}")
+
+
+def check_range(name: str, value, lo: float, hi: float, *, lo_open=False, hi_open=False) -> None:
+    """Raise ValueError unless `value` lies in the interval lo..hi (closed unless *_open)."""
+    if _traced(value):
+        return
+    ok = isinstance(value, (int, float)) and not math.isnan(value)
+    ok = ok and (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
+    if not ok:
+        interval = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+        raise ValueError(f"{name} must be in {interval}, got {value!r}")
+
+
+def check_choice(name: str, value, choices: Iterable) -> None:
+    """Raise ValueError unless `value` is one of `choices`."""
+    choices = list(choices)
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+def check_divides(name: str, divisor: int, what: str, total: int) -> None:
+    """Raise ValueError unless `divisor` divides `total` (named `what`)."""
+    if total % divisor:
+        raise ValueError(
+            f"{name}={divisor} must divide {what}={total}; "
+            f"allowed values: {[d for d in range(1, total + 1) if total % d == 0]}"
+        )
+
+
+def to_dict(config) -> dict[str, Any]:
+    """A JSON-able dict of a config dataclass."""
+    return json.loads(json.dumps(dataclasses.asdict(config), default=str))
+
+
+def config_hash(config) -> str:
+    """A stable short hash of a config's values (used to match checkpoints to runs)."""
+    blob = json.dumps(to_dict(config), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def format_config(config) -> str:
+    """One `name = value` line per field, with the class name on top."""
+    d = to_dict(config)
+    width = max(map(len, d)) if d else 0
+    lines = [f"{type(config).__name__}:"] + [f"  {k:<{width}} = {v}" for k, v in d.items()]
+    return "\n".join(lines)
