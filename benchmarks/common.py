@@ -1,0 +1,78 @@
+"""What every benchmark shares: one way to time a jitted program, and a description of the machine.
+
+Imports only the standard library and jax, so that peer workers running in venvs of their own
+(another gymnax, no jaxrl) can import it too.
+"""
+from __future__ import annotations
+
+import importlib.metadata as md
+import math
+import os
+import platform
+import re
+import time
+from pathlib import Path
+
+import jax
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def time_program(fn, args, repeats: int):
+    """(compile seconds, best execution seconds over `repeats`, output) of `jax.jit(fn)(*args)`.
+
+    Compile is `jit(fn).lower(*args).compile()`, tracing included; each execution is ended by
+    `block_until_ready`."""
+    if repeats <= 0:
+        raise ValueError(f"repeats must be positive, got {repeats}")
+    t0 = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    compile_s = time.perf_counter() - t0
+    best, out = math.inf, None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = jax.block_until_ready(compiled(*args))
+        best = min(best, time.perf_counter() - t0)
+    return compile_s, best, out
+
+
+def batched(train, keys):
+    """`(fn, args)` of one program over `keys`: unbatched for one seed, vmapped for several."""
+    if keys.shape[0] == 1:
+        return train, (keys[0],)
+    return jax.vmap(train), (keys,)
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict:
+    """CPU model and cores, accelerator kind and count, jax/jaxlib/python versions."""
+    dev = jax.devices()[0]
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "platform": dev.platform,
+        "device_kind": dev.device_kind,
+        "device_count": jax.device_count(),
+        "jax": jax.__version__,
+        "jaxlib": md.version("jaxlib"),
+        "python": platform.python_version(),
+    }
+
+
+def device_slug() -> str:
+    """Short file-name-safe name of the machine, e.g. `cpu-amd-epyc` or `gpu-nvidia-h100-80gb-hbm3`."""
+    dev = jax.devices()[0]
+    name = cpu_model() if dev.platform == "cpu" else dev.device_kind
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return f"{dev.platform}-{slug}"[:48]
