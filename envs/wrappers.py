@@ -57,7 +57,7 @@ class EpisodeStats(Wrapper):
             key, state.env_state, action, params
         )
         done = jnp.logical_or(terminated, truncated)
-        ret = state.episode_return + reward.astype(jnp.float32)
+        ret = state.episode_return + jnp.asarray(reward, jnp.float32)
         length = state.episode_length + 1
         info = {**info, "episode_return": ret, "episode_length": length, "episode_done": done}
         new_state = EpisodeStatsState(
@@ -121,7 +121,7 @@ class BraxToGymnax:
         return (
             new.obs,
             BraxState(new, jnp.where(done, 0, time)),
-            s.reward,
+            jnp.asarray(s.reward, jnp.float32),
             terminated,
             truncated,
             info,

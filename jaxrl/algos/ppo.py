@@ -8,7 +8,8 @@ minibatch, global gradient clipping and linear learning-rate annealing follow th
 implementation details (Huang et al. 2022, "The 37 implementation details of PPO").
 
 Differences from PureJaxRL's ppo.py:
-- truncation is bootstrapped: V of gymnax's `final_observation` replaces V(s') for every step,
+- truncation is bootstrapped: V(s') is computed from gymnax's `final_observation` (the pre-reset
+  observation) in one batched pass after each rollout,
   so a time-limit is not treated as a terminal;
 - discrete (categorical) and continuous (diagonal Gaussian, state-independent log-std) actions
   in one file, with optional running observation normalisation and reward scaling;
@@ -111,15 +112,23 @@ class Config:
         return math.ceil(self.total_timesteps / self.batch_size / self.num_chunks)
 
 
+# Settings that solve Pendulum-v1 (mean return about -155 at 1M steps over 4 seeds, -166 by 200k):
+# shorter horizon, more epochs, larger lr, reward scaling, no entropy bonus.
+PENDULUM = dict(env="Pendulum-v1", total_timesteps=1_000_000, num_envs=8, num_steps=256,
+                update_epochs=10, num_minibatches=8, lr=1e-3, gamma=0.95, ent_coef=0.0,
+                normalize_reward=True)
+
+
 class ActorCritic(nn.Module):
     action_dim: int
     discrete: bool
     hidden: tuple[int, ...]
     activation: str
+    obs_ndim: int = 1
 
     @nn.compact
     def __call__(self, obs):
-        x = obs.reshape((obs.shape[0], -1))  # flatten any image-like observation
+        x = obs.reshape(obs.shape[: obs.ndim - self.obs_ndim] + (-1,))  # flatten image-like obs
         out = MLP(self.hidden, self.action_dim, self.activation, out_init=orthogonal(0.01))(x)
         value = MLP(self.hidden, 1, self.activation, out_init=orthogonal(1.0))(x)[..., 0]
         if self.discrete:
@@ -133,7 +142,7 @@ class Transition(NamedTuple):
     action: jax.Array
     log_prob: jax.Array
     value: jax.Array
-    next_value: jax.Array
+    next_obs: jax.Array  # the observation after the step, before auto-reset (final_observation)
     reward: jax.Array
     terminated: jax.Array
     done: jax.Array
@@ -155,7 +164,7 @@ def make_train(config: Config) -> Trainer:
     act_space = env.action_space(env_params)
     action_dim = act_space.n if discrete else int(np.prod(act_space.shape))
     obs_shape = env.observation_space(env_params).shape
-    net = ActorCritic(action_dim, discrete, tuple(config.hidden), config.activation)
+    net = ActorCritic(action_dim, discrete, tuple(config.hidden), config.activation, len(obs_shape))
     num_updates = config.updates_per_chunk * config.num_chunks
     grad_steps = num_updates * config.update_epochs * config.num_minibatches
 
@@ -191,11 +200,10 @@ def make_train(config: Config) -> Trainer:
         done = jnp.logical_or(term, trunc)
         if config.normalize_obs:
             obs_rms = rms_update_batch(obs_rms, next_obs)
-        _, next_value = net.apply(ts.params, norm(obs_rms, info["final_observation"]))
         if config.normalize_reward:
             scaler, reward = reward_scale(scaler, reward, done, config.gamma)
-        t = Transition(norm(obs_rms, obs), action, log_prob, value, next_value,
-                       reward.astype(jnp.float32), term, done)
+        t = Transition(norm(obs_rms, obs), action, log_prob, value,
+                       norm(obs_rms, info["final_observation"]), reward.astype(jnp.float32), term, done)
         stats = (info["episode_return"] * done, done.astype(jnp.float32))
         return Carry(ts, env_state, next_obs, obs_rms, scaler, key, steps + config.num_envs), (t, stats)
 
@@ -228,7 +236,10 @@ def make_train(config: Config) -> Trainer:
 
     def update_step(carry: Carry, _):
         carry, (traj, stats) = jax.lax.scan(env_step, carry, None, config.num_steps)
-        adv, targets = gae(traj.reward, traj.value, traj.next_value, traj.terminated, traj.done,
+        # V(s') of every step in one batched pass; s' is the pre-reset observation, so a
+        # truncated episode is bootstrapped from its true last state.
+        _, next_value = net.apply(carry.train_state.params, traj.next_obs)
+        adv, targets = gae(traj.reward, traj.value, next_value, traj.terminated, traj.done,
                            config.gamma, config.gae_lambda)
         key, k_epochs = jax.random.split(carry.key)
         (ts, *_), aux = jax.lax.scan(update_epoch, (carry.train_state, traj, adv, targets, k_epochs),
@@ -255,7 +266,7 @@ def make_policy(config: Config, carry: Carry, deterministic: bool = True):
     discrete = envs.is_discrete(env, env_params)
     space = env.action_space(env_params)
     act_dim = space.n if discrete else int(np.prod(space.shape))
-    net = ActorCritic(act_dim, discrete, tuple(config.hidden), config.activation)
+    net = ActorCritic(act_dim, discrete, tuple(config.hidden), config.activation, len(env.observation_space(env_params).shape))
 
     def act(obs, key):
         obs = rms_normalize(carry.obs_rms, obs) if config.normalize_obs else obs
