@@ -565,6 +565,10 @@ def run_many(
     try:  # trace once with every varying field traced; name the culprit if that fails
         jax.eval_shape(lambda v, k: update_one(init_one(v, k), v), {n: scalar(n) for n in varying}, key)
     except Exception as err:  # noqa: BLE001
+        try:  # nothing traced: if this fails too, the error is not about the varying fields
+            jax.eval_shape(lambda v, k: update_one(init_one(v, k), v), {}, key)
+        except Exception:  # noqa: BLE001
+            raise err from None
         for n in varying:
             try:
                 jax.eval_shape(lambda v, k: update_one(init_one(v, k), v), {n: scalar(n)}, key)
