@@ -77,6 +77,13 @@ class BraxState:
     time: jax.Array
 
 
+def _strong(tree):
+    """Drop JAX's weak types (brax leaves some metrics weakly typed after a step), so the env
+    state keeps one type across steps and a training carry does not trigger a recompile.
+    Python scalars among the leaves become arrays of their default dtype."""
+    return jax.tree.map(lambda x: jnp.asarray(x, jnp.result_type(x)), tree)
+
+
 class BraxToGymnax:
     """Adapts a brax `Env` (`reset(rng)`, `step(state, action)`) to the gymnax interface.
 
@@ -103,17 +110,17 @@ class BraxToGymnax:
         return spaces.Box(-1.0, 1.0, (self._env.action_size,), jnp.float32)
 
     def reset(self, key, params=None):
-        s = self._env.reset(key)
+        s = _strong(self._env.reset(key))
         return s.obs, BraxState(s, jnp.int32(0))
 
     def step(self, key, state, action, params=None):
         params = self.default_params if params is None else params
-        s = self._env.step(state.brax_state, action)
+        s = _strong(self._env.step(state.brax_state, action))
         time = state.time + 1
         terminated = s.done > 0.5
         truncated = jnp.logical_and(time >= params.max_steps_in_episode, ~terminated)
         done = jnp.logical_or(terminated, truncated)
-        s0 = self._env.reset(key)
+        s0 = _strong(self._env.reset(key))
         # brax's step keeps per-step info keys that reset may lack; reset only the common tree.
         s0 = s0.replace(metrics=s.metrics, info=s.info)
         new = jax.tree.map(lambda a, b: jnp.where(done, a, b), s0, s)

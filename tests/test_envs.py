@@ -59,6 +59,10 @@ def test_brax_env_through_gymnax_interface():
     assert env.action_space(params).shape == (1,)
     obs, state = env.reset(jax.random.PRNGKey(0), params)
     step = jax.jit(env.step)
+    # the state keeps its dtypes and weak types across a step, so a training carry compiles once
+    after = step(jax.random.PRNGKey(9), state, jnp.zeros(1), params)[1]
+    types = lambda t: jax.tree.map(lambda x: (x.dtype, x.weak_type), t)
+    assert types(after) == types(state)
     truncs = []
     for i in range(6):
         obs, state, r, term, trunc, info = step(jax.random.PRNGKey(i), state, jnp.zeros(1), params)
