@@ -1,7 +1,7 @@
 """Stream AC(lambda): streaming actor-critic with eligibility traces (Elsayed, Vasan, Mahmood 2024,
 "Streaming Deep Reinforcement Learning Finally Works", arXiv:2410.14606).
 
-Update rules as the official scripts run them (papers.md 1.1-1.8). One learner = one env, batch
+Update rules as the official scripts run them, with ObGD as Algorithm 3 of the paper. One learner = one env, batch
 size 1, no replay, no target network. Every step:
 
     delta = r + gamma (1 - done) V(s') - V(s)                        (both with the current critic)
@@ -18,7 +18,7 @@ observations. Discrete actions: softmax over logits. Continuous: N(mu(s), softpl
 linear heads on one torso; the sampled action is clipped only for the env (the log-prob uses the
 unclipped sample).
 
-Networks (papers.md 1.8): discrete vector envs 2x32, continuous 2x128, MinAtar
+Networks (the official scripts' defaults): discrete vector envs 2x32, continuous 2x128, MinAtar
 Conv(16, 3x3) -> 128 -> out; actor and critic never share parameters.
 
 Differences from the official code (mohmdelsayed/streaming-drl, stream_ac_*.py):
@@ -58,7 +58,7 @@ DEFAULT_LR = {"obgd": 1.0, "sgd": 1e-3, "adam": 1e-4}
 
 @dataclass(frozen=True)
 class Config:
-    """Stream AC(lambda) hyperparameters (defaults: the official scripts, papers.md 1.8)."""
+    """Stream AC(lambda) hyperparameters (defaults: the official scripts)."""
 
     env: str = "CartPole-v1"
     """environment name, see envs.registered()"""

@@ -1,7 +1,7 @@
 """Stream Q(lambda): streaming Watkins Q(lambda) with eligibility traces (Elsayed, Vasan, Mahmood
 2024, "Streaming Deep Reinforcement Learning Finally Works", arXiv:2410.14606).
 
-Update rules as the official scripts run them (papers.md 1.1-1.8). One learner = one env, batch
+Update rules as the official scripts run them, with ObGD as Algorithm 3 of the paper. One learner = one env, batch
 size 1, no replay, no target network. Every step:
 
     a ~ epsilon-greedy(Q(s, .)),  epsilon_t = max(1 + (eps_end - 1) t / (frac T), eps_end), t = 1, 2, ...
@@ -14,7 +14,7 @@ with the stream-x toolkit: sparse init, parameter-free LayerNorm before every hi
 LeakyReLU, online observation normalisation (update-then-normalise), reward scaling by the std of
 the discounted return, and a time feature for vector observations.
 
-Networks (papers.md 1.8): vector envs in -> 32 -> 32 -> |A|; MinAtar Conv(16, 3x3) -> 128 -> |A|.
+Networks (the official scripts' defaults): vector envs in -> 32 -> 32 -> |A|; MinAtar Conv(16, 3x3) -> 128 -> |A|.
 Official defaults: classic 500k steps with exploration_fraction 0.05; MinAtar 5M steps with 0.2.
 
 Differences from the official code (mohmdelsayed/streaming-drl, stream_q*.py):
@@ -49,7 +49,7 @@ DEFAULT_LR = {"obgd": 1.0, "sgd": 1e-3, "adam": 1e-4}
 
 @dataclass(frozen=True)
 class Config:
-    """Stream Q(lambda) hyperparameters (defaults: the official classic-control script, papers.md 1.8)."""
+    """Stream Q(lambda) hyperparameters (defaults: the official classic-control script)."""
 
     env: str = "CartPole-v1"
     """environment name (discrete actions), see envs.registered()"""

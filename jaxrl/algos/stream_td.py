@@ -2,7 +2,8 @@
 2024, "Streaming Deep Reinforcement Learning Finally Works", arXiv:2410.14606).
 
 Prediction only: a FIXED policy acts, and one learner (one env, batch size 1, no replay, no target
-network) learns its value function, with the official script's update rule (papers.md 1.1-1.8).
+network) learns its value function, with the official script's update rule (ObGD: Algorithm 3 of
+the paper).
 Every step:
 
     delta = r + gamma (1 - done) V(s') - V(s)                     (both with the current weights)
@@ -58,7 +59,7 @@ POLICIES = ("cartpole", "random")
 
 @dataclass(frozen=True)
 class Config:
-    """Stream TD(lambda) hyperparameters (defaults: the official script, papers.md 1.8)."""
+    """Stream TD(lambda) hyperparameters (defaults: the official script)."""
 
     env: str = "CartPole-v1"
     """environment name, see envs.registered()"""

@@ -13,7 +13,7 @@ Traces follow the textbook sign, z <- gamma lambda z + grad f, and the updates A
 The official code (mohmdelsayed/streaming-drl, optim.py) backprops -f instead and subtracts, so its
 trace is -z; the parameters move identically.
 
-- `obgd`: Overshooting-bounded Gradient Descent (papers.md 1.1):
+- `obgd`: Overshooting-bounded Gradient Descent (Algorithm 3 of the paper):
       z      <- gamma lambda z + grad f
       z_sum   = sum over ALL leaves of ||z||_1          (after adding this step's gradient)
       M       = alpha kappa max(|delta|, 1) z_sum
