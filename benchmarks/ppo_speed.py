@@ -47,6 +47,9 @@ PUREJAXRL_CARTPOLE = dict(
     num_envs=4, num_steps=128, update_epochs=4, num_minibatches=4, lr=2.5e-4,
     hidden=(64, 64), activation="tanh", gamma=0.99, gae_lambda=0.95, clip_eps=0.2,
     ent_coef=0.01, vf_coef=0.5, max_grad_norm=0.5,
+    # PureJaxRL and rejax treat a time limit as a terminal; ours bootstraps it by default, at the
+    # cost of one more critic pass per rollout. Like for like here: the same arithmetic as rejax.
+    bootstrap_truncation=False,
 )
 EVAL_EPISODES = 32
 SCALES = {

@@ -73,7 +73,7 @@ def test_vmapped_seeds_equal_single_runs(extra):
     parameters differ by about one ulp (measured after 8k steps: 6e-8 absolute on CartPole; 4e-6 on
     Pendulum with normalisation, where Adam divides near-zero gradients by their own RMS). Counts
     (env steps, episodes, CartPole's integer returns) are identical; other metrics agree to 0.2% of
-    their scale (worst measured: policy_loss, 1.2e-6 against values up to 1.9e-3).
+    their scale plus 1e-5 (worst measured: policy_loss, 1.2e-6 on values up to 1.9e-3).
     Re-running the same program is bitwise identical (test_same_seed_same_metrics)."""
     cfg = ppo.Config(**SHORT, **extra)
     trainer = ppo.make_train(cfg)
@@ -85,12 +85,30 @@ def test_vmapped_seeds_equal_single_runs(extra):
         exact = ("env_steps", "episodes") + (() if extra else ("return",))  # CartPole returns are counts
         for k in exact:
             np.testing.assert_array_equal(np.asarray(batched[k][i]), np.asarray(m[k]), err_msg=f"seed {i} {k}")
-        for k in m:  # within 0.2% of each metric's scale (near-zero losses rule out a relative test)
-            scale = float(np.max(np.abs(np.asarray(m[k])))) + 1e-7
-            np.testing.assert_allclose(np.asarray(batched[k][i]), np.asarray(m[k]), rtol=0, atol=2e-3 * scale,
+        # within 0.2% of each metric's scale, plus 1e-5: policy_loss averages O(1) normalised-
+        # advantage terms down to ~1e-4, so its rounding noise follows the terms, not the mean
+        for k in m:
+            scale = float(np.max(np.abs(np.asarray(m[k]))))
+            np.testing.assert_allclose(np.asarray(batched[k][i]), np.asarray(m[k]), rtol=0, atol=2e-3 * scale + 1e-5,
                                        err_msg=f"seed {i} {k}")
         for a, b in zip(jax.tree.leaves(carry_b.train_state.params), jax.tree.leaves(carry_s.train_state.params)):
             np.testing.assert_allclose(np.asarray(a[i]), np.asarray(b), rtol=1e-5, atol=2e-5)
+
+
+@pytest.mark.timeout(300)
+def test_truncation_bootstrap_only_changes_truncated_episodes():
+    """Without time limits reached (short CartPole episodes early in training) bootstrapping from
+    final_observation and PureJaxRL's shifted values agree; on Pendulum every episode is truncated
+    at 200 steps, and the two must differ."""
+    def metrics(**kw):
+        _, m = jax.jit(ppo.make_train(ppo.Config(total_timesteps=4096, num_chunks=1, **kw)).train)(jax.random.PRNGKey(0))
+        return m
+    a, b = metrics(), metrics(bootstrap_truncation=False)
+    for k in a:  # V(s') computed in another batched pass: equal up to float32 rounding
+        np.testing.assert_allclose(np.asarray(a[k]), np.asarray(b[k]), rtol=1e-4, atol=1e-6, err_msg=k)
+    a, b = metrics(env="Pendulum-v1"), metrics(env="Pendulum-v1", bootstrap_truncation=False)
+    assert int(a["episodes"][0]) > 0
+    assert abs(float(a["value_loss"][0]) - float(b["value_loss"][0])) > 1e-3 * abs(float(a["value_loss"][0]))
 
 
 @pytest.mark.timeout(240)
@@ -131,4 +149,5 @@ def test_cli_prints_config_and_final_table(capsys):
     ppo.main(["--env", "CartPole-v1", "--num-seeds", "2", "--total-timesteps", "4096",
               "--num-chunks", "2", "--progress", "False"])
     out = capsys.readouterr().out
-    assert "total_timesteps  = 4096" in out and "final return" in out and "mean" in out
+    import re
+    assert re.search(r"total_timesteps\s+= 4096", out) and "final return" in out and "mean" in out

@@ -9,8 +9,8 @@ implementation details (Huang et al. 2022, "The 37 implementation details of PPO
 
 Differences from PureJaxRL's ppo.py:
 - truncation is bootstrapped: V(s') is computed from gymnax's `final_observation` (the pre-reset
-  observation) in one batched pass after each rollout,
-  so a time-limit is not treated as a terminal;
+  observation) in one batched pass after each rollout, so a time limit is not treated as a
+  terminal (`bootstrap_truncation=False` restores PureJaxRL's behaviour and saves that pass);
 - discrete (categorical) and continuous (diagonal Gaussian, state-independent log-std) actions
   in one file, with optional running observation normalisation and reward scaling;
 - training is cut into `num_chunks` jitted chunks so that progress, checkpoints and metrics
@@ -82,6 +82,9 @@ class Config:
     """running mean/std observation normalisation"""
     normalize_reward: bool = False
     """divide rewards by the running std of the discounted return"""
+    bootstrap_truncation: bool = True
+    """bootstrap time-limit ends from V(final observation) (one extra critic pass per rollout);
+    False treats them as terminals, as PureJaxRL and rejax do"""
     num_chunks: int = 10
     """jitted chunks the run is cut into (progress/logging/checkpoint granularity)"""
 
@@ -120,21 +123,33 @@ PENDULUM = dict(env="Pendulum-v1", total_timesteps=1_000_000, num_envs=8, num_st
 
 
 class ActorCritic(nn.Module):
+    """Separate actor and critic MLPs; `value` runs the critic alone."""
+
     action_dim: int
     discrete: bool
     hidden: tuple[int, ...]
     activation: str
     obs_ndim: int = 1
 
-    @nn.compact
+    def setup(self):
+        self.actor = MLP(self.hidden, self.action_dim, self.activation, out_init=orthogonal(0.01))
+        self.critic = MLP(self.hidden, 1, self.activation, out_init=orthogonal(1.0))
+        if not self.discrete:
+            self.log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
+
+    def _flat(self, obs):
+        return obs.reshape(obs.shape[: obs.ndim - self.obs_ndim] + (-1,))  # flatten image-like obs
+
+    def value(self, obs):
+        return self.critic(self._flat(obs))[..., 0]
+
     def __call__(self, obs):
-        x = obs.reshape(obs.shape[: obs.ndim - self.obs_ndim] + (-1,))  # flatten image-like obs
-        out = MLP(self.hidden, self.action_dim, self.activation, out_init=orthogonal(0.01))(x)
-        value = MLP(self.hidden, 1, self.activation, out_init=orthogonal(1.0))(x)[..., 0]
+        x = self._flat(obs)
+        out = self.actor(x)
+        value = self.critic(x)[..., 0]
         if self.discrete:
             return distrax.Categorical(logits=out), value
-        log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
-        return distrax.MultivariateNormalDiag(out, jnp.exp(log_std)), value
+        return distrax.MultivariateNormalDiag(out, jnp.exp(self.log_std)), value
 
 
 class Transition(NamedTuple):
@@ -236,10 +251,16 @@ def make_train(config: Config) -> Trainer:
 
     def update_step(carry: Carry, _):
         carry, (traj, stats) = jax.lax.scan(env_step, carry, None, config.num_steps)
-        # V(s') of every step in one batched pass; s' is the pre-reset observation, so a
-        # truncated episode is bootstrapped from its true last state.
-        _, next_value = net.apply(carry.train_state.params, traj.next_obs)
-        adv, targets = gae(traj.reward, traj.value, next_value, traj.terminated, traj.done,
+        if config.bootstrap_truncation:
+            # V(s') of every step in one batched pass; s' is the pre-reset observation, so a
+            # truncated episode is bootstrapped from its true last state.
+            next_value = net.apply(carry.train_state.params, traj.next_obs, method=ActorCritic.value)
+            terminated = traj.terminated
+        else:  # PureJaxRL's shortcut: V(s_{t+1}) from the rollout, any episode end is a terminal
+            last = net.apply(carry.train_state.params, norm(carry.obs_rms, carry.obs), method=ActorCritic.value)
+            next_value = jnp.concatenate([traj.value[1:], last[None]])
+            terminated = traj.done
+        adv, targets = gae(traj.reward, traj.value, next_value, terminated, traj.done,
                            config.gamma, config.gae_lambda)
         key, k_epochs = jax.random.split(carry.key)
         (ts, *_), aux = jax.lax.scan(update_epoch, (carry.train_state, traj, adv, targets, k_epochs),
