@@ -167,7 +167,8 @@ def _finite_run(module, steps, **kw):
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize(
     "module, env",
-    [(stream_ac, "Breakout-MinAtar"), (stream_q, "Asterix-MinAtar"), (stream_td, "Freeway-MinAtar")],
+    [(stream_ac, "Breakout-MinAtar"), (stream_q, "Asterix-MinAtar"), (stream_td, "Freeway-MinAtar"),
+     (stream_q, "SpaceInvaders-MinAtar")],
 )
 def test_minatar_smoke(module, env):
     kw = {"policy": "random"} if module is stream_td else {}
@@ -202,10 +203,11 @@ def test_obgd_bound_prevents_divergence():
 
 
 @pytest.mark.timeout(600)
-def test_brax_hopper_smoke():
+@pytest.mark.parametrize("env", ["brax/hopper", "brax/halfcheetah", "brax/ant"])
+def test_brax_smoke(env):
     """A brax env compiles and runs a few Stream AC steps (continuous, 2x128; compiling brax's
     physics takes most of this test's time on CPU)."""
-    _finite_run(stream_ac, 20, env="brax/hopper")
+    _finite_run(stream_ac, 20, env=env)
 
 
 # ---------------------------------------------------------------- errors
