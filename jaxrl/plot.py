@@ -25,6 +25,8 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from jaxrl.core.tracking import interquartile_mean as iqm  # noqa: F401 (part of this API)
+
 DEFAULT_REPS = 2000
 
 
@@ -79,18 +81,6 @@ def _is_one_run(runs) -> bool:
 
 
 # ------------------------------------------------------------------------------------ statistics
-
-def iqm(scores, axis=None) -> np.ndarray:
-    """Interquartile mean: the mean of the middle 50% (25% cut from each end, as scipy's
-    `trim_mean(x, 0.25)`) of all scores, or along `axis`."""
-    x = np.asarray(scores, dtype=np.float64)
-    if axis is None:
-        x, axis = x.reshape(-1), 0
-    x = np.sort(np.moveaxis(x, axis, -1), axis=-1)
-    n = x.shape[-1]
-    cut = int(0.25 * n)
-    return x[..., cut:n - cut].mean(axis=-1)
-
 
 def optimality_gap(scores, gamma: float = 1.0, axis=None) -> np.ndarray:
     """Mean amount by which (normalised) scores fall short of `gamma`: mean(max(gamma - x, 0))."""

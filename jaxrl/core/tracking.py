@@ -79,15 +79,24 @@ def run_meta() -> dict[str, Any]:
     }
 
 
+def interquartile_mean(scores, axis=None) -> np.ndarray:
+    """Interquartile mean (Agarwal et al. 2021): the mean of the middle 50% of the scores, cutting
+    floor(n/4) from each end of the sorted values (scipy's `trim_mean(x, 0.25)`), over all scores
+    or along `axis`."""
+    x = np.asarray(scores, dtype=np.float64)
+    if axis is None:
+        x, axis = x.reshape(-1), 0
+    x = np.sort(np.moveaxis(x, axis, -1), axis=-1)
+    n = x.shape[-1]
+    cut = int(0.25 * n)
+    return x[..., cut:n - cut].mean(axis=-1)
+
+
 def iqm(values) -> float:
-    """Interquartile mean (Agarwal et al. 2021): the mean of the values left after cutting
-    floor(n/4) from each end of the sorted non-NaN values (scipy's trim_mean(x, 0.25)); NaN if none."""
-    x = np.sort(np.asarray(values, dtype=np.float64).ravel())
+    """Interquartile mean of the non-NaN values; NaN if there are none."""
+    x = np.asarray(values, dtype=np.float64).ravel()
     x = x[~np.isnan(x)]
-    if x.size == 0:
-        return math.nan
-    k = int(0.25 * x.size)
-    return float(x[k: x.size - k].mean())
+    return float(interquartile_mean(x)) if x.size else math.nan
 
 
 def _num(v) -> float | None:
