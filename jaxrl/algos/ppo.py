@@ -163,6 +163,15 @@ class Transition(NamedTuple):
     done: jax.Array
 
 
+class Batch(NamedTuple):
+    """What the loss reads of a transition; the only fields shuffled into minibatches."""
+
+    obs: jax.Array
+    action: jax.Array
+    log_prob: jax.Array
+    value: jax.Array
+
+
 class Carry(NamedTuple):
     train_state: TrainState
     env_state: Any
@@ -222,7 +231,7 @@ def make_train(config: Config) -> Trainer:
         stats = (info["episode_return"] * done, done.astype(jnp.float32))
         return Carry(ts, env_state, next_obs, obs_rms, scaler, key, steps + config.num_envs), (t, stats)
 
-    def loss_fn(params, batch: Transition, adv, targets):
+    def loss_fn(params, batch: Batch, adv, targets):
         pi, value = net.apply(params, batch.obs)
         log_prob = pi.log_prob(batch.action)
         v_clipped = batch.value + jnp.clip(value - batch.value, -config.clip_eps, config.clip_eps)
@@ -241,13 +250,13 @@ def make_train(config: Config) -> Trainer:
         return ts.apply_gradients(grads=grads), aux
 
     def update_epoch(state, _):
-        ts, traj, adv, targets, key = state
+        ts, batch, adv, targets, key = state
         key, k_perm = jax.random.split(key)
         perm = jax.random.permutation(k_perm, config.batch_size)
-        flat = jax.tree.map(lambda x: x.reshape((config.batch_size,) + x.shape[2:]), (traj, adv, targets))
+        flat = jax.tree.map(lambda x: x.reshape((config.batch_size,) + x.shape[2:]), (batch, adv, targets))
         mbs = jax.tree.map(lambda x: x[perm].reshape((config.num_minibatches, -1) + x.shape[1:]), flat)
         ts, aux = jax.lax.scan(update_minibatch, ts, mbs)
-        return (ts, traj, adv, targets, key), aux
+        return (ts, batch, adv, targets, key), aux
 
     def update_step(carry: Carry, _):
         carry, (traj, stats) = jax.lax.scan(env_step, carry, None, config.num_steps)
@@ -263,7 +272,8 @@ def make_train(config: Config) -> Trainer:
         adv, targets = gae(traj.reward, traj.value, next_value, terminated, traj.done,
                            config.gamma, config.gae_lambda)
         key, k_epochs = jax.random.split(carry.key)
-        (ts, *_), aux = jax.lax.scan(update_epoch, (carry.train_state, traj, adv, targets, k_epochs),
+        batch = Batch(traj.obs, traj.action, traj.log_prob, traj.value)
+        (ts, *_), aux = jax.lax.scan(update_epoch, (carry.train_state, batch, adv, targets, k_epochs),
                                      None, config.update_epochs)
         aux = jax.tree.map(lambda x: x[-1].mean(), aux)  # last epoch, mean over minibatches
         ep = (stats[0].sum(), stats[1].sum())
