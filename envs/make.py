@@ -6,7 +6,8 @@
 - brax names as `brax/<name>` (`brax/hopper`, `brax/ant`, ...). Keyword arguments go to the brax
   env's constructor, except `max_steps_in_episode` (the time limit, default 1000).
 
-Every env comes wrapped in `EpisodeStats` unless `episode_stats=False`.
+Every env comes wrapped in `EpisodeStats` unless `episode_stats=False`. To step a batch of copies,
+wrap it in `envs.VecEnv`: one reset per batch step, only when some copy's episode ended.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import difflib
 
 import gymnax
 
-from envs.wrappers import BraxParams, BraxToGymnax, EpisodeStats
+from envs.wrappers import BraxParams, BraxToGymnax, EpisodeStats, GymnaxEnv
 
 BRAX_ENVS = (
     "ant", "fast", "halfcheetah", "hopper", "humanoid", "humanoidstandup", "inverted_pendulum",
@@ -63,6 +64,7 @@ def make(name: str, *, episode_stats: bool = True, **kwargs):
         params = BraxParams(max_steps_in_episode=max_steps)
     elif name in gymnax.registered_envs:
         env, params = gymnax.make(name)
+        env = GymnaxEnv(env)
         params = _override(params, name, kwargs)
     else:
         raise _unknown(name)

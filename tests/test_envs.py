@@ -69,3 +69,82 @@ def test_brax_env_through_gymnax_interface():
         truncs.append(bool(trunc))
     assert obs.shape == env.observation_space(params).shape
     assert truncs[4] and not any(truncs[:4])  # time limit of 5 steps, then auto-reset
+
+
+def _rollout(step, reset, space, params, n=8, steps=300):
+    """Random actions for `steps` batched steps: (obs, reward, terminated, truncated, final obs)."""
+    def body(c, k):
+        obs, s = c
+        k_a, k_s = jax.random.split(k)
+        a = jax.vmap(space.sample)(jax.random.split(k_a, n))
+        obs, s, r, term, trunc, info = step(jax.random.split(k_s, n), s, a, params)
+        return (obs, s), (obs, r, term, trunc, info["final_observation"])
+
+    init = reset(jax.random.split(jax.random.PRNGKey(0), n), params)
+    return jax.jit(lambda: jax.lax.scan(body, init, jax.random.split(jax.random.PRNGKey(1), steps))[1])()
+
+
+@pytest.mark.parametrize("name,limit", [("CartPole-v1", 40), ("Breakout-MinAtar", 60)])
+def test_vec_env_and_step_follow_gymnax_step(name, limit):
+    """`VecEnv(env).step` and `vmap(env.step)` compute gymnax's own auto-resetting `step`: same
+    random stream, same episode ends and rewards; observations equal up to float rounding (XLA
+    fuses CartPole's physics differently in the two programs: at most a few ulp; MinAtar's integer
+    grids are exact)."""
+    import gymnax
+
+    env, params = envs.make(name, max_steps_in_episode=limit)
+    raw, _ = gymnax.make(name)
+    space = env.action_space(params)
+    ref = _rollout(jax.vmap(raw.step, in_axes=(0, 0, 0, None)), jax.vmap(raw.reset, in_axes=(0, None)), space, params)
+    venv = envs.VecEnv(env)
+    for got in (_rollout(venv.step, venv.reset, space, params),
+                _rollout(jax.vmap(env.step, in_axes=(0, 0, 0, None)), jax.vmap(env.reset, in_axes=(0, None)),
+                         space, params)):
+        (o_ref, r_ref, te_ref, tr_ref, f_ref), (o, r, te, tr, f) = ref, got
+        assert int((te_ref | tr_ref).sum()) > 20  # the check covers many resets
+        for a, b in ((r_ref, r), (te_ref, te), (tr_ref, tr)):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        np.testing.assert_allclose(np.asarray(o), np.asarray(o_ref), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(f), np.asarray(f_ref), rtol=1e-6, atol=1e-6)
+
+
+class _CountResets(envs.Wrapper):
+    """Counts (on the host) every reset that actually runs."""
+
+    def __init__(self, env, counter):
+        super().__init__(env)
+        self.counter = counter
+
+    def reset(self, key, params=None):
+        jax.debug.callback(lambda: self.counter.append(1))
+        return self._env.reset(key, params)
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the reset is skipped on a CPU only")
+def test_vec_env_resets_only_when_an_episode_ends():
+    counter = []
+    env, params = envs.make("CartPole-v1", max_steps_in_episode=10, episode_stats=False)
+    venv = envs.VecEnv(_CountResets(env, counter))
+    obs, state = venv.reset(jax.random.split(jax.random.PRNGKey(0), 4), params)
+    jax.effects_barrier()
+    assert len(counter) == 1  # one batched reset at the start
+    step = jax.jit(venv.step)
+    ends = 0
+    for t in range(25):
+        obs, state, r, term, trunc, info = step(jax.random.split(jax.random.PRNGKey(t), 4), state,
+                                                jnp.ones(4, jnp.int32), params)
+        ends += bool(jnp.any(term | trunc))
+    jax.effects_barrier()
+    assert 0 < ends < 25
+    assert len(counter) == 1 + ends  # a reset ran exactly at the steps where some copy ended
+
+
+def test_transition_does_not_reset():
+    env, params = envs.make("CartPole-v1", max_steps_in_episode=3)
+    obs, state = env.reset(jax.random.PRNGKey(0), params)
+    for t in range(3):
+        obs, state, r, term, trunc, info = env.transition(jax.random.PRNGKey(t), state, 0, params)
+    assert bool(trunc) and int(state.env_state.time) == 3  # still the finished episode
+    assert float(info["episode_return"]) == 3.0 and int(state.episode_length) == 0
+    obs2, state2, *_ , info2 = env.step(jax.random.PRNGKey(7), state, 0, params)
+    assert int(state2.env_state.time) == 0 and bool(info2["truncated"])  # step auto-resets
