@@ -311,8 +311,7 @@ def make_train(config: Config) -> Trainer:
     adam = optax.flatten(optax.adam(lr))
     tx = adam if config.max_grad_norm is None else optax.chain(
         optax.clip_by_global_norm(config.max_grad_norm), adam)
-    v_reset = jax.vmap(env.reset, in_axes=(0, None))
-    v_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+    venv = envs.VecEnv(env)  # num_envs copies stepped as one batch; resets only when one ends
     example = Transition(
         jnp.zeros(obs_shape, jnp.float32), jnp.int32(0), jnp.float32(0.0),
         jnp.zeros(obs_shape, jnp.float32), jnp.bool_(False),
@@ -322,7 +321,7 @@ def make_train(config: Config) -> Trainer:
         k_net, k_env, key = jax.random.split(key, 3)
         params = net.init(k_net, jnp.zeros((1,) + obs_shape))
         ts = TrainState.create(apply_fn=net.apply, params=params, tx=tx)
-        obs, env_state = v_reset(jax.random.split(k_env, config.num_envs), env_params)
+        obs, env_state = venv.reset(jax.random.split(k_env, config.num_envs), env_params)
         buf = buffer_init(example, config.buffer_size)
         return Carry(ts, params, buf, env_state, obs, key, jnp.int32(0), jnp.int32(0))
 
@@ -333,7 +332,7 @@ def make_train(config: Config) -> Trainer:
         rand = jax.random.randint(k_rand, (config.num_envs,), 0, num_actions)
         explore = jax.random.uniform(k_eps, (config.num_envs,)) < eps
         action = jnp.where(explore, rand, greedy)
-        next_obs, env_state, reward, term, trunc, info = v_step(
+        next_obs, env_state, reward, term, trunc, info = venv.step(
             jax.random.split(k_env, config.num_envs), carry.env_state, action, env_params
         )
         t = Transition(carry.obs, action, reward.astype(jnp.float32),

@@ -16,6 +16,13 @@ Differences from PureJaxRL's ppo.py:
 - training is cut into `num_chunks` jitted chunks so that progress, checkpoints and metrics
   happen between chunks, never inside one.
 
+Where the time goes on a CPU with one seed is many tiny kernels per env step, so the rollout draws
+its randomness for all `num_steps` steps at once before the step loop (the env keys, and Gumbel
+noise for categorical sampling by argmax(logits + g), or standard normal noise for Gaussian
+sampling by mean + std * eps: the same distributions as `pi.sample`), the envs step as one
+`envs.VecEnv` (a reset only when an episode ended), and Adam runs on one flat parameter vector
+(`optax.flatten`: the same arithmetic in fewer kernels).
+
 Run: `python -m jaxrl.algos.ppo --env CartPole-v1 --num-seeds 8`
 """
 from __future__ import annotations
@@ -196,9 +203,10 @@ def make_train(config: Config) -> Trainer:
         lr = optax.linear_schedule(config.lr, 0.0, grad_steps)
     else:
         lr = config.lr
-    tx = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr, eps=1e-5))
-    v_reset = jax.vmap(env.reset, in_axes=(0, None))
-    v_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+    # one flat parameter vector inside the optimiser: the same arithmetic in a few kernels, not a
+    # few per parameter array
+    tx = optax.flatten(optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr, eps=1e-5)))
+    venv = envs.VecEnv(env)  # num_envs copies stepped as one batch; resets only when one ends
 
     def norm(rms, obs):
         return rms_normalize(rms, obs) if config.normalize_obs else obs
@@ -207,20 +215,21 @@ def make_train(config: Config) -> Trainer:
         k_net, k_env, key = jax.random.split(key, 3)
         params = net.init(k_net, jnp.zeros((1,) + obs_shape))
         ts = TrainState.create(apply_fn=net.apply, params=params, tx=tx)
-        obs, env_state = v_reset(jax.random.split(k_env, config.num_envs), env_params)
+        obs, env_state = venv.reset(jax.random.split(k_env, config.num_envs), env_params)
         obs_rms = rms_update_batch(rms_init(obs_shape), obs) if config.normalize_obs else rms_init(obs_shape)
         return Carry(ts, env_state, obs, obs_rms, reward_scaler_init(config.num_envs), key, jnp.int32(0))
 
-    def env_step(carry: Carry, _):
+    def env_step(carry: Carry, xs):
         ts, env_state, obs, obs_rms, scaler, key, steps = carry
-        key, k_act, k_env = jax.random.split(key, 3)
+        env_keys, noise = xs  # drawn for the whole rollout at once (see `update_step`)
         pi, value = net.apply(ts.params, norm(obs_rms, obs))
-        action = pi.sample(seed=k_act)
+        if discrete:  # Gumbel-max: argmax(logits + Gumbel noise) is a sample of Categorical(logits)
+            action = jnp.argmax(pi.logits + noise, axis=-1)
+        else:  # a sample of N(mean, diag(std^2)) as mean + std * standard normal noise
+            action = pi.loc + pi.scale_diag * noise
         log_prob = pi.log_prob(action)
         env_action = action if discrete else jnp.clip(action, act_space.low, act_space.high)
-        next_obs, env_state, reward, term, trunc, info = v_step(
-            jax.random.split(k_env, config.num_envs), env_state, env_action, env_params
-        )
+        next_obs, env_state, reward, term, trunc, info = venv.step(env_keys, env_state, env_action, env_params)
         done = jnp.logical_or(term, trunc)
         if config.normalize_obs:
             obs_rms = rms_update_batch(obs_rms, next_obs)
@@ -259,7 +268,12 @@ def make_train(config: Config) -> Trainer:
         return (ts, batch, adv, targets, key), aux
 
     def update_step(carry: Carry, _):
-        carry, (traj, stats) = jax.lax.scan(env_step, carry, None, config.num_steps)
+        key, k_env, k_noise, k_epochs = jax.random.split(carry.key, 4)
+        # all the rollout's randomness in two draws rather than a few small ones per step
+        env_keys = jax.random.split(k_env, (config.num_steps, config.num_envs))
+        draw = jax.random.gumbel if discrete else jax.random.normal
+        noise = draw(k_noise, (config.num_steps, config.num_envs, action_dim))
+        carry, (traj, stats) = jax.lax.scan(env_step, carry, (env_keys, noise))
         if config.bootstrap_truncation:
             # V(s') of every step in one batched pass; s' is the pre-reset observation, so a
             # truncated episode is bootstrapped from its true last state.
@@ -271,7 +285,6 @@ def make_train(config: Config) -> Trainer:
             terminated = traj.done
         adv, targets = gae(traj.reward, traj.value, next_value, terminated, traj.done,
                            config.gamma, config.gae_lambda)
-        key, k_epochs = jax.random.split(carry.key)
         batch = Batch(traj.obs, traj.action, traj.log_prob, traj.value)
         (ts, *_), aux = jax.lax.scan(update_epoch, (carry.train_state, batch, adv, targets, k_epochs),
                                      None, config.update_epochs)

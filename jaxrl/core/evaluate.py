@@ -6,24 +6,25 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+import envs
+
 
 def evaluate(env, env_params, act: Callable, key, num_episodes: int, max_steps: int):
     """Mean undiscounted return of `num_episodes` episodes run side by side.
 
     `act(obs, key) -> action` acts on one observation (deterministically for a greedy policy; the key
     is there for stochastic ones). Each episode counts until its first end, capped at `max_steps`.
-    Returns (mean_return, per-episode returns).
+    `env` is a jaxrl env (from `envs.make`). Returns (mean_return, per-episode returns).
     """
+    venv = envs.VecEnv(env)
     k_reset, k_run = jax.random.split(key)
-    obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, num_episodes), env_params)
+    obs, state = venv.reset(jax.random.split(k_reset, num_episodes), env_params)
 
     def step(carry, key):
         obs, state, ret, alive = carry
         k_act, k_env = jax.random.split(key)
         action = jax.vmap(act)(obs, jax.random.split(k_act, num_episodes))
-        obs, state, r, term, trunc, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-            jax.random.split(k_env, num_episodes), state, action, env_params
-        )
+        obs, state, r, term, trunc, _ = venv.step(jax.random.split(k_env, num_episodes), state, action, env_params)
         ret = ret + alive * r
         alive = alive * (1.0 - jnp.logical_or(term, trunc))
         return (obs, state, ret, alive), None
