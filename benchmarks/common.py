@@ -19,6 +19,20 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
 
 
+def compile_program(fn, args):
+    """(compile seconds, compiled program) of `jax.jit(fn)` for `args`; tracing is included."""
+    t0 = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    return time.perf_counter() - t0, compiled
+
+
+def timed_call(compiled, args):
+    """(seconds, output) of one execution of a compiled program, ended by `block_until_ready`."""
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(compiled(*args))
+    return time.perf_counter() - t0, out
+
+
 def time_program(fn, args, repeats: int):
     """(compile seconds, best execution seconds over `repeats`, output) of `jax.jit(fn)(*args)`.
 
@@ -26,14 +40,11 @@ def time_program(fn, args, repeats: int):
     `block_until_ready`."""
     if repeats <= 0:
         raise ValueError(f"repeats must be positive, got {repeats}")
-    t0 = time.perf_counter()
-    compiled = jax.jit(fn).lower(*args).compile()
-    compile_s = time.perf_counter() - t0
+    compile_s, compiled = compile_program(fn, args)
     best, out = math.inf, None
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = jax.block_until_ready(compiled(*args))
-        best = min(best, time.perf_counter() - t0)
+        seconds, out = timed_call(compiled, args)
+        best = min(best, seconds)
     return compile_s, best, out
 
 

@@ -2,15 +2,19 @@
 
 Both run the PureJaxRL CartPole config (4 envs x 128 steps, 4 epochs x 4 minibatches, lr 2.5e-4,
 tanh 64x64, 500k env steps) as ONE jitted program per seed count: `jax.jit(train)` for 1 seed,
-`jax.jit(jax.vmap(train))` for N seeds. Both are timed the same way (`time_program`): compile
-(`jit(f).lower(*args).compile()`, tracing included) apart from execution, then the best of
-`repeats` executions, each ended by `block_until_ready`. The final return is, for both, the mean
-return of 32 episodes per seed of the final stochastic policy, run after the clock stops.
+`jax.jit(jax.vmap(train))` for N seeds. Each program is compiled once (`jit(f).lower(*args)
+.compile()`, tracing included, timed apart), then executed `repeats` times, each execution ended by
+`block_until_ready`. The two libraries take turns: every round runs each program once, jaxrl and
+rejax alternating (and swapping who goes first each round), so that a machine whose speed drifts
+(a shared host) slows both alike. Rows report the best and the median execution; `ratio` is
+jaxrl's best env-steps/s over rejax's best, `ratio_median` the same for medians. The final return
+is, for both, the mean return of 32 episodes per seed of the final stochastic policy, run after the
+clock stops.
 
 rejax needs gymnax 0.0.9 (jaxrl needs 1.0), so it runs in a venv of its own at
 `<repo>/.bench-venv-rejax` (gitignored), made on first use with the same jax/jaxlib/flax/optax/
-chex/numpy versions as this interpreter, and timed there by `benchmarks/ppo_speed_rejax.py`,
-which prints one JSON line. Ours is timed in this process.
+chex/numpy versions as this interpreter, in a worker process (`benchmarks/ppo_speed_rejax.py`)
+that compiles its programs and then runs one when asked, over a pipe. Ours run in this process.
 
 Differences between the two that the timing includes: rejax keeps separate actor and critic
 networks and optimisers, a constant learning rate (ours anneals it) and element-wise gradient
@@ -20,7 +24,7 @@ Run: `python -m benchmarks.ppo_speed [--total-timesteps 500000] [--seeds 1 64] [
 Writes `benchmarks/results/ppo_speed-<date>-<device>.json`.
 
 This module imports only the standard library, numpy, jax and `benchmarks.common` at the top, so
-that the rejax worker can import `result_row` from it.
+that the rejax worker can import `Runner` and `serve` from it.
 """
 from __future__ import annotations
 
@@ -28,14 +32,16 @@ import argparse
 import datetime
 import importlib.metadata as md
 import json
+import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import jax
 import numpy as np
 
-from benchmarks.common import REPO, RESULTS, batched, device_slug, machine, time_program
+from benchmarks.common import REPO, RESULTS, batched, compile_program, device_slug, machine, timed_call
 
 REJAX_VENV = REPO / ".bench-venv-rejax"
 REJAX_PINS = ["rejax==0.1.3", "gymnax==0.0.9"]
@@ -58,7 +64,9 @@ SCALES = {
 }
 
 
-def time_jaxrl(total_timesteps: int, seeds: int, repeats: int) -> dict:
+def jaxrl_program(total_timesteps: int, seeds: int):
+    """`(fn, args, finish)`: jaxrl's PPO training program for `seeds` seeds, and `finish(out) ->
+    (env steps per seed, final return per seed)` that evaluates the trained policies."""
     import envs
     from jaxrl.algos import ppo
     from jaxrl.core.evaluate import evaluate
@@ -66,31 +74,102 @@ def time_jaxrl(total_timesteps: int, seeds: int, repeats: int) -> dict:
 
     # one chunk: the same number of updates as rejax, ceil(total_timesteps / 512)
     cfg = ppo.Config(env="CartPole-v1", total_timesteps=total_timesteps, num_chunks=1, **PUREJAXRL_CARTPOLE)
-    trainer = ppo.make_train(cfg)
-    keys = seed_keys(0, seeds)
-    compile_s, train_s, (carry, metrics) = time_program(*batched(trainer.train, keys), repeats)
-    if seeds == 1:
-        carry, metrics = jax.tree.map(lambda x: x[None], (carry, metrics))
+    fn, args = batched(ppo.make_train(cfg).train, seed_keys(0, seeds))
     env, env_params = envs.make(cfg.env)
 
     def final_return(c, key):
         act = ppo.make_policy(cfg, c, deterministic=False)
         return evaluate(env, env_params, act, key, EVAL_EPISODES, env_params.max_steps_in_episode)[0]
 
-    returns = jax.jit(jax.vmap(final_return))(carry, seed_keys(1, seeds))
-    steps = int(np.asarray(metrics["env_steps"])[0, -1])
-    return result_row("jaxrl", seeds, steps, compile_s, train_s, np.asarray(returns))
+    def finish(out):
+        carry, metrics = out if seeds > 1 else jax.tree.map(lambda x: x[None], out)
+        returns = jax.jit(jax.vmap(final_return))(carry, seed_keys(1, seeds))
+        return int(np.asarray(metrics["env_steps"])[0, -1]), np.asarray(returns).tolist()
+
+    return fn, args, finish
 
 
-def result_row(impl: str, seeds: int, steps_per_seed: int, compile_s: float, train_s: float,
+class Runner:
+    """One library's programs, one per seed count, compiled up front; `run(n)` times one execution
+    of the `n`-seed program and `finish()` gives `{n: (env steps per seed, final returns)}` of the
+    last execution of each."""
+
+    def __init__(self, make_program, total_timesteps: int, seeds):
+        self.compile_s, self._programs, self._last = {}, {}, {}
+        for n in seeds:
+            fn, args, finish = make_program(total_timesteps, n)
+            self.compile_s[n], compiled = compile_program(fn, args)
+            self._programs[n] = (compiled, args, finish)
+
+    def run(self, n: int) -> float:
+        compiled, args, _ = self._programs[n]
+        seconds, self._last[n] = timed_call(compiled, args)
+        return seconds
+
+    def finish(self) -> dict:
+        return {n: finish(self._last[n]) for n, (_, _, finish) in self._programs.items()}
+
+
+def serve(runner: Runner, stdin=None, stdout=None) -> None:
+    """The worker side of `WorkerRunner`: print the compile times as one JSON line, then answer
+    `run N` with `{"seconds": s}` and `finish` with the finish() dict, one JSON line each."""
+    stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
+    say = lambda obj: print(json.dumps(obj), file=stdout, flush=True)
+    say({"compile_s": runner.compile_s})
+    for line in stdin:
+        cmd, *arg = line.split()
+        if cmd == "run":
+            say({"seconds": runner.run(int(arg[0]))})
+        elif cmd == "finish":
+            say(runner.finish())
+            return
+        else:
+            raise ValueError(f"unknown command {line!r}; expected 'run N' or 'finish'")
+
+
+class WorkerRunner:
+    """A `Runner` in another interpreter (rejax's venv), driven over a pipe by `serve`."""
+
+    def __init__(self, python: Path, total_timesteps: int, seeds):
+        self._err = tempfile.TemporaryFile(mode="w+")
+        cmd = [str(python), "-m", "benchmarks.ppo_speed_rejax", "--total-timesteps", str(total_timesteps),
+               "--seeds", *map(str, seeds)]
+        self._proc = subprocess.Popen(cmd, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=self._err, text=True)
+        self.compile_s = {int(k): v for k, v in self._ask(None)["compile_s"].items()}
+
+    def _ask(self, command: str | None) -> dict:
+        if command is not None:
+            self._proc.stdin.write(command + "\n")
+            self._proc.stdin.flush()
+        line = self._proc.stdout.readline()
+        if not line:
+            self._proc.wait()
+            self._err.seek(0)
+            raise RuntimeError(f"rejax worker failed ({self._proc.returncode}):\n{self._err.read()[-4000:]}")
+        return json.loads(line)
+
+    def run(self, n: int) -> float:
+        return self._ask(f"run {n}")["seconds"]
+
+    def finish(self) -> dict:
+        done = {int(k): tuple(v) for k, v in self._ask("finish").items()}
+        self._proc.wait()
+        return done
+
+
+def result_row(impl: str, seeds: int, steps_per_seed: int, compile_s: float, times: list[float],
                returns: np.ndarray) -> dict:
+    best, median = min(times), statistics.median(times)
     return {
         "impl": impl,
         "seeds": seeds,
         "env_steps": steps_per_seed,
         "compile_s": round(compile_s, 3),
-        "train_s": round(train_s, 3),
-        "steps_per_s": round(steps_per_seed * seeds / train_s),
+        "train_s": round(best, 3),
+        "train_s_median": round(median, 3),
+        "steps_per_s": round(steps_per_seed * seeds / best),
+        "steps_per_s_median": round(steps_per_seed * seeds / median),
         "final_return": round(float(np.mean(returns)), 1),
         "returns": [round(float(r), 1) for r in returns],
     }
@@ -122,36 +201,42 @@ def ensure_rejax_venv(path: Path = REJAX_VENV) -> Path:
     return python
 
 
-def time_rejax(total_timesteps: int, seeds: list[int], repeats: int, python: Path) -> list[dict]:
-    cmd = [str(python), "-m", "benchmarks.ppo_speed_rejax", "--total-timesteps", str(total_timesteps),
-           "--repeats", str(repeats), "--seeds", *map(str, seeds)]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"rejax worker failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 def measure(total_timesteps: int, seeds, repeats: int = 3, skip_rejax: bool = False,
             rejax_python: Path | None = None) -> list[dict]:
-    """Rows for jaxrl (and rejax unless skipped) at each seed count, with `ratio` = jaxrl/rejax
-    env-steps/s on the jaxrl rows."""
-    rows = [time_jaxrl(total_timesteps, n, repeats) for n in seeds]
+    """Rows for jaxrl (and rejax unless skipped) at each seed count, timed in alternating rounds;
+    the jaxrl rows get `ratio` (best env-steps/s over rejax's best) and `ratio_median`."""
+    runners = {"jaxrl": Runner(jaxrl_program, total_timesteps, seeds)}
     if not skip_rejax:
-        peer = time_rejax(total_timesteps, list(seeds), repeats, rejax_python or ensure_rejax_venv())
-        speed = {r["seeds"]: r["steps_per_s"] for r in peer}
+        runners["rejax"] = WorkerRunner(rejax_python or ensure_rejax_venv(), total_timesteps, seeds)
+    times = {(impl, n): [] for impl in runners for n in seeds}
+    for round_ in range(repeats):
+        order = list(runners) if round_ % 2 == 0 else list(runners)[::-1]
+        for n in seeds:
+            for impl in order:
+                times[impl, n].append(runners[impl].run(n))
+    rows = []
+    for impl, runner in runners.items():
+        done = runner.finish()
+        rows += [result_row(impl, n, done[n][0], runner.compile_s[n], times[impl, n], np.asarray(done[n][1]))
+                 for n in seeds]
+    if not skip_rejax:
+        peer = {r["seeds"]: r for r in rows if r["impl"] == "rejax"}
         for r in rows:
-            r["ratio"] = round(r["steps_per_s"] / speed[r["seeds"]], 3)
-        rows += peer
+            if r["impl"] == "jaxrl":
+                r["ratio"] = round(r["steps_per_s"] / peer[r["seeds"]]["steps_per_s"], 3)
+                r["ratio_median"] = round(r["steps_per_s_median"] / peer[r["seeds"]]["steps_per_s_median"], 3)
     return rows
 
 
 def format_table(rows: list[dict]) -> str:
-    head = f"{'impl':>6} {'seeds':>5} {'steps':>8} {'compile s':>9} {'train s':>8} {'steps/s':>10} {'return':>7} {'ratio':>6}"
+    head = (f"{'impl':>6} {'seeds':>5} {'steps':>8} {'compile s':>9} {'train s':>8} {'median s':>8} "
+            f"{'steps/s':>10} {'median':>10} {'return':>7} {'ratio':>6} {'median':>6}")
     lines = [head]
     for r in rows:
-        ratio = f"{r['ratio']:6.2f}" if "ratio" in r else f"{'':>6}"
+        ratio = (f"{r['ratio']:6.2f} {r['ratio_median']:6.2f}" if "ratio" in r else f"{'':>6} {'':>6}")
         lines.append(f"{r['impl']:>6} {r['seeds']:>5} {r['env_steps']:>8} {r['compile_s']:>9.2f} "
-                     f"{r['train_s']:>8.2f} {r['steps_per_s']:>10,} {r['final_return']:>7.1f} {ratio}")
+                     f"{r['train_s']:>8.2f} {r['train_s_median']:>8.2f} {r['steps_per_s']:>10,} "
+                     f"{r['steps_per_s_median']:>10,} {r['final_return']:>7.1f} {ratio}")
     return "\n".join(lines)
 
 
@@ -166,7 +251,7 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--total-timesteps", type=int, default=500_000)
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 64])
-    p.add_argument("--repeats", type=int, default=3, help="executions timed; the best counts")
+    p.add_argument("--repeats", type=int, default=3, help="rounds: executions timed per program")
     p.add_argument("--skip-rejax", action="store_true", help="time jaxrl only")
     p.add_argument("--rejax-python", type=Path, default=None,
                    help="an interpreter with rejax 0.1.3 + gymnax 0.0.9 (default: make .bench-venv-rejax)")

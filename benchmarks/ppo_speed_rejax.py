@@ -1,12 +1,12 @@
-"""Worker of `benchmarks.ppo_speed`: times rejax 0.1.3's PPO in the venv that has it (gymnax 0.0.9).
+"""Worker of `benchmarks.ppo_speed`: rejax 0.1.3's PPO in the venv that has it (gymnax 0.0.9).
 
-Run from the repo root by `ppo_speed` as `<venv python> -m benchmarks.ppo_speed_rejax --seeds 1 64`;
-prints one JSON line: a list of rows in `ppo_speed.result_row`'s shape.
+Started from the repo root by `ppo_speed.WorkerRunner` as
+`<venv python> -m benchmarks.ppo_speed_rejax --total-timesteps T --seeds 1 64`; compiles one program
+per seed count, then runs them one at a time when asked over stdin (`ppo_speed.serve`).
 """
 from __future__ import annotations
 
 import argparse
-import json
 
 import jax
 import jax.numpy as jnp
@@ -14,8 +14,8 @@ import numpy as np
 from rejax import PPO
 from rejax.evaluate import evaluate
 
-from benchmarks.common import batched, time_program
-from benchmarks.ppo_speed import EVAL_EPISODES, result_row
+from benchmarks.common import batched
+from benchmarks.ppo_speed import EVAL_EPISODES, Runner, serve
 
 
 def make_algo(total_timesteps: int) -> PPO:
@@ -29,30 +29,29 @@ def make_algo(total_timesteps: int) -> PPO:
     return algo.replace(eval_callback=lambda algo, ts, rng: jnp.float32(0.0))
 
 
-def time_rejax(total_timesteps: int, seeds: int, repeats: int) -> dict:
+def rejax_program(total_timesteps: int, seeds: int):
+    """`(fn, args, finish)` in the shape of `ppo_speed.jaxrl_program`."""
     algo = make_algo(total_timesteps)
-    keys = jax.random.split(jax.random.PRNGKey(0), seeds)
-    compile_s, train_s, (ts, _) = time_program(*batched(algo.train, keys), repeats)
-    if seeds == 1:
-        ts = jax.tree.map(lambda x: x[None], ts)
+    fn, args = batched(algo.train, jax.random.split(jax.random.PRNGKey(0), seeds))
 
     def final_return(ts, key):
         _, returns = evaluate(algo.make_act(ts), key, algo.env, algo.env_params, EVAL_EPISODES)
         return returns.mean()
 
-    returns = jax.jit(jax.vmap(final_return))(ts, jax.random.split(jax.random.PRNGKey(1), seeds))
-    steps = int(np.asarray(ts.global_step)[0])
-    return result_row("rejax", seeds, steps, compile_s, train_s, np.asarray(returns))
+    def finish(out):
+        ts = out[0] if seeds > 1 else jax.tree.map(lambda x: x[None], out[0])
+        returns = jax.jit(jax.vmap(final_return))(ts, jax.random.split(jax.random.PRNGKey(1), seeds))
+        return int(np.asarray(ts.global_step)[0]), np.asarray(returns).tolist()
+
+    return fn, args, finish
 
 
 def main(argv=None):
     p = argparse.ArgumentParser()
     p.add_argument("--total-timesteps", type=int, required=True)
     p.add_argument("--seeds", type=int, nargs="+", required=True)
-    p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args(argv)
-    rows = [time_rejax(args.total_timesteps, n, args.repeats) for n in args.seeds]
-    print(json.dumps(rows))
+    serve(Runner(rejax_program, args.total_timesteps, args.seeds))
 
 
 if __name__ == "__main__":
