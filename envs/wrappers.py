@@ -96,9 +96,6 @@ class GymnaxEnv(Wrapper):
     """A gymnax `Environment` as a jaxrl layer: `transition` is gymnax's `step` without its
     auto-reset (`step_env`, then the time limit `is_truncated`)."""
 
-    def reset(self, key, params=None):
-        return self._env.reset(key, params)
-
     def transition(self, key, state, action, params=None):
         params = self._env.default_params if params is None else params
         obs, state, reward, terminated, info = self._env.step_env(key, state, action, params)
@@ -110,9 +107,9 @@ class VecEnv(Wrapper):
     """A batch of copies of `env`, stepped as one.
 
     Every argument of `reset`/`step` except `params` carries a leading axis over the copies, keys
-    included (one key per copy), so `VecEnv(env).step` computes exactly `jax.vmap(env.step)`, but
-    resets once per batch step and only when some copy's episode ended, instead of resetting every
-    copy at every step."""
+    included (one key per copy), so `VecEnv(env).step` computes what `jax.vmap(env.step)` does, but
+    on a CPU resets once per batch step and only when some copy's episode ended, instead of
+    resetting every copy at every step (checked against gymnax's own step in tests/test_envs.py)."""
 
     def reset(self, keys, params=None):
         return jax.vmap(self._env.reset, in_axes=(0, None))(keys, params)

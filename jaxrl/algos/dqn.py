@@ -311,7 +311,7 @@ def make_train(config: Config) -> Trainer:
     adam = optax.flatten(optax.adam(lr))
     tx = adam if config.max_grad_norm is None else optax.chain(
         optax.clip_by_global_norm(config.max_grad_norm), adam)
-    venv = envs.VecEnv(env)  # num_envs copies stepped as one batch; resets only when one ends
+    venv = envs.VecEnv(env)  # num_envs copies stepped as one batch (on a CPU, resets only when one ends)
     example = Transition(
         jnp.zeros(obs_shape, jnp.float32), jnp.int32(0), jnp.float32(0.0),
         jnp.zeros(obs_shape, jnp.float32), jnp.bool_(False),

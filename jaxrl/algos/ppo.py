@@ -20,8 +20,8 @@ Where the time goes on a CPU with one seed is many tiny kernels per env step, so
 its randomness for all `num_steps` steps at once before the step loop (the env keys, and Gumbel
 noise for categorical sampling by argmax(logits + g), or standard normal noise for Gaussian
 sampling by mean + std * eps: the same distributions as `pi.sample`), the envs step as one
-`envs.VecEnv` (a reset only when an episode ended), and Adam runs on one flat parameter vector
-(`optax.flatten`: the same arithmetic in fewer kernels).
+`envs.VecEnv` (on a CPU, a reset only when an episode ended), and Adam runs on one flat
+parameter vector (`optax.flatten`: the same arithmetic in fewer kernels).
 
 Run: `python -m jaxrl.algos.ppo --env CartPole-v1 --num-seeds 8`
 """
@@ -206,7 +206,7 @@ def make_train(config: Config) -> Trainer:
     # one flat parameter vector inside the optimiser: the same arithmetic in a few kernels, not a
     # few per parameter array
     tx = optax.flatten(optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr, eps=1e-5)))
-    venv = envs.VecEnv(env)  # num_envs copies stepped as one batch; resets only when one ends
+    venv = envs.VecEnv(env)  # num_envs copies stepped as one batch (on a CPU, resets only when one ends)
 
     def norm(rms, obs):
         return rms_normalize(rms, obs) if config.normalize_obs else obs
