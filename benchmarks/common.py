@@ -55,6 +55,11 @@ def batched(train, keys):
     return jax.vmap(train), (keys,)
 
 
+def with_seed_axis(out, seeds: int):
+    """The output of `batched`'s program with a leading seed axis, also for one seed."""
+    return out if seeds > 1 else jax.tree.map(lambda x: x[None], out)
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as fh:

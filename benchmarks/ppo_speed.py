@@ -41,7 +41,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from benchmarks.common import REPO, RESULTS, batched, compile_program, device_slug, machine, timed_call
+from benchmarks.common import (REPO, RESULTS, batched, compile_program, device_slug, machine, timed_call,
+                               with_seed_axis)
 
 REJAX_VENV = REPO / ".bench-venv-rejax"
 REJAX_PINS = ["rejax==0.1.3", "gymnax==0.0.9"]
@@ -82,7 +83,7 @@ def jaxrl_program(total_timesteps: int, seeds: int):
         return evaluate(env, env_params, act, key, EVAL_EPISODES, env_params.max_steps_in_episode)[0]
 
     def finish(out):
-        carry, metrics = out if seeds > 1 else jax.tree.map(lambda x: x[None], out)
+        carry, metrics = with_seed_axis(out, seeds)
         returns = jax.jit(jax.vmap(final_return))(carry, seed_keys(1, seeds))
         return int(np.asarray(metrics["env_steps"])[0, -1]), np.asarray(returns).tolist()
 

@@ -14,7 +14,7 @@ import numpy as np
 from rejax import PPO
 from rejax.evaluate import evaluate
 
-from benchmarks.common import batched
+from benchmarks.common import batched, with_seed_axis
 from benchmarks.ppo_speed import EVAL_EPISODES, Runner, serve
 
 
@@ -39,7 +39,7 @@ def rejax_program(total_timesteps: int, seeds: int):
         return returns.mean()
 
     def finish(out):
-        ts = out[0] if seeds > 1 else jax.tree.map(lambda x: x[None], out[0])
+        ts = with_seed_axis(out[0], seeds)
         returns = jax.jit(jax.vmap(final_return))(ts, jax.random.split(jax.random.PRNGKey(1), seeds))
         return int(np.asarray(ts.global_step)[0]), np.asarray(returns).tolist()
 
