@@ -18,6 +18,12 @@ when complete, so a crash mid-save leaves the previous checkpoint as the latest 
 different config is refused, naming the fields that differ) and the carry's structure before it
 reads any array, and it never writes anything.
 
+This module owns what a checkpoint is: the encoding of a training carry (typed PRNG keys are
+stored as their key data, with the implementation's name to wrap them again), the identity a
+checkpoint must match to be resumed (`identity`: configs and their hashes, the run's seeds, the
+number of chunks, the carry's structure, and content hashes of data a run closes over, such as an
+offline dataset or pretrained weights), and saving, finding, verifying and loading.
+
 Multi-host: the carry is gathered to every host before `save` and only process 0 writes (the
 checkpoint directory must be on a filesystem all hosts see for `--resume`). This path is not
 exercised by the tests here, which are single-host.
@@ -35,6 +41,15 @@ from typing import Sequence
 import numpy as np
 
 FORMAT = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be resumed by this run (another run's, missing, unreadable)."""
+
+
+class CorruptCheckpoint(CheckpointError):
+    """A checkpoint whose files do not match their manifest or cannot be read."""
+
 _NAME = re.compile(r"^chunk_(\d+)$")
 
 
@@ -86,14 +101,14 @@ def find(path: str) -> str:
     """The checkpoint `--resume path` means: `path` itself if it is a checkpoint, else the latest
     one in `path` (a checkpoints directory) or in `path/checkpoints` (a run directory)."""
     if not os.path.isdir(path):
-        raise ValueError(f"cannot resume: {path!r} is not a directory")
+        raise CheckpointError(f"cannot resume: {path!r} is not a directory")
     if _NAME.match(os.path.basename(os.path.normpath(path))) or os.path.exists(os.path.join(path, "manifest.json")):
         return path
     for root in (os.path.join(path, "checkpoints"), path):
         found = list_checkpoints(root)
         if found:
             return found[-1][1]
-    raise ValueError(f"cannot resume: no checkpoint (chunk_NNNNNN directory) in {path!r} or {path!r}/checkpoints")
+    raise CheckpointError(f"cannot resume: no checkpoint (chunk_NNNNNN directory) in {path!r} or {path!r}/checkpoints")
 
 
 def run_dir_of(checkpoint_path: str) -> str:
@@ -158,7 +173,7 @@ def verify(path: str) -> dict:
     Raises ValueError naming the first missing / truncated / changed file."""
     man_path = os.path.join(path, "manifest.json")
     if not os.path.isfile(man_path):
-        raise ValueError(
+        raise CorruptCheckpoint(
             f"checkpoint {path!r} is incomplete or corrupt: manifest.json is missing "
             f"(a save that did not finish?); resume from an earlier checkpoint directory instead"
         )
@@ -166,24 +181,24 @@ def verify(path: str) -> dict:
         with open(man_path) as f:
             files = json.load(f)["files"]
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"checkpoint {path!r} is corrupt: unreadable manifest.json ({e})") from None
+        raise CorruptCheckpoint(f"checkpoint {path!r} is corrupt: unreadable manifest.json ({e})") from None
     for rel, (size, digest) in sorted(files.items()):
         p = os.path.join(path, rel)
         if not os.path.isfile(p):
-            raise ValueError(f"checkpoint {path!r} is corrupt: file {rel!r} is missing")
+            raise CorruptCheckpoint(f"checkpoint {path!r} is corrupt: file {rel!r} is missing")
         if os.path.getsize(p) != size:
-            raise ValueError(
+            raise CorruptCheckpoint(
                 f"checkpoint {path!r} is corrupt: file {rel!r} has {os.path.getsize(p)} bytes, expected {size} "
                 f"(truncated?)"
             )
         if _sha256(p) != digest:
-            raise ValueError(f"checkpoint {path!r} is corrupt: file {rel!r} does not match its sha256")
+            raise CorruptCheckpoint(f"checkpoint {path!r} is corrupt: file {rel!r} does not match its sha256")
     if "meta.json" not in files or not any(r.startswith("state" + os.sep) for r in files):
-        raise ValueError(f"checkpoint {path!r} is corrupt: its manifest does not list meta.json and state/")
+        raise CorruptCheckpoint(f"checkpoint {path!r} is corrupt: its manifest does not list meta.json and state/")
     with open(os.path.join(path, "meta.json")) as f:
         meta = json.load(f)
     if meta.get("format") != FORMAT:
-        raise ValueError(f"checkpoint {path!r} has format {meta.get('format')!r}; this jaxrl reads format {FORMAT}")
+        raise CheckpointError(f"checkpoint {path!r} has format {meta.get('format')!r}; this jaxrl reads format {FORMAT}")
     return meta
 
 
@@ -223,10 +238,14 @@ def check_compatible(path: str, meta: dict, expected: dict) -> None:
     for k, v in expected.get("run", {}).items():
         if meta.get("run", {}).get(k) != v:
             problems.append(f"{k}: checkpoint {meta.get('run', {}).get(k)!r}, this run {v!r}")
+    for k, v in (expected.get("content_hashes") or {}).items():
+        stored = (meta.get("content_hashes") or {}).get(k)
+        if stored != v:
+            problems.append(f"content hash of {k}: checkpoint {stored!r}, this run {v!r}")
     if meta.get("num_chunks") != expected.get("num_chunks"):
         problems.append(f"num_chunks: checkpoint {meta.get('num_chunks')!r}, this run {expected.get('num_chunks')!r}")
     if problems:
-        raise ValueError(
+        raise CheckpointError(
             f"checkpoint {path!r} belongs to a different run; mismatching fields:\n  " + "\n  ".join(problems)
         )
     s_carry, e_carry = meta.get("carry", {}), expected.get("carry", {})
@@ -234,16 +253,16 @@ def check_compatible(path: str, meta: dict, expected: dict) -> None:
     if s_paths != e_paths:
         only_s = [p for p in s_paths if p not in e_paths][:3]
         only_e = [p for p in e_paths if p not in s_paths][:3]
-        raise ValueError(
+        raise CheckpointError(
             f"checkpoint {path!r}: the training carry has a different structure than this run's "
             f"(another algorithm or code version?); only in the checkpoint: {only_s}, only in this run: {only_e}"
         )
     for p, a, b in zip(e_paths, s_carry.get("leaves", []), e_carry.get("leaves", [])):
         if a != b:
-            raise ValueError(f"checkpoint {path!r}: carry leaf {p} is (shape, dtype) {a}, this run expects {b}")
+            raise CheckpointError(f"checkpoint {path!r}: carry leaf {p} is (shape, dtype) {a}, this run expects {b}")
     chunk = meta.get("chunk")
     if not isinstance(chunk, int) or not 0 < chunk <= expected["num_chunks"]:
-        raise ValueError(f"checkpoint {path!r} is corrupt: chunk {chunk!r}")
+        raise CorruptCheckpoint(f"checkpoint {path!r} is corrupt: chunk {chunk!r}")
 
 
 def load(path: str, expected: dict | None = None) -> tuple[dict, list[np.ndarray], dict[str, np.ndarray]]:
@@ -258,15 +277,104 @@ def load(path: str, expected: dict | None = None) -> tuple[dict, list[np.ndarray
     try:
         tree = _checkpointer().restore(os.path.abspath(os.path.join(path, "state")))
     except Exception as e:  # noqa: BLE001 - anything orbax raises means the same to the user
-        raise ValueError(f"checkpoint {path!r} is corrupt: orbax could not read it ({type(e).__name__}: {e})") from None
+        raise CorruptCheckpoint(f"checkpoint {path!r} is corrupt: orbax could not read it ({type(e).__name__}: {e})") from None
     specs = meta["carry"]["leaves"]
     carry = [np.asarray(tree["carry"][f"leaf_{i:05d}"]) for i in range(len(specs))]
     for i, (x, (shape, dtype)) in enumerate(zip(carry, specs)):
         want = (list(x.shape[1:]), str(x.dtype))
         if want != (shape, dtype):
-            raise ValueError(
+            raise CorruptCheckpoint(
                 f"checkpoint {path!r} is corrupt: carry leaf {i} is {want}, its meta says {(shape, dtype)}"
             )
     names = meta["metric_names"]
     metrics = {n: np.asarray(tree["metrics"][f"m_{i:03d}"]) for i, n in enumerate(names)}
     return meta, carry, metrics
+
+
+# ----------------------------------------------------------------------------- carry encoding
+
+
+def is_key(x) -> bool:
+    import jax
+
+    return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def _key_impl_name(x) -> str:
+    import jax
+
+    impl = getattr(x.dtype, "_impl", None)
+    return impl.name if impl is not None else str(jax.random.key_impl(x))
+
+
+def key_leaves(abstract_leaves) -> dict[str, str]:
+    """{leaf index: PRNG implementation} of the typed-key leaves of a carry."""
+    return {str(i): _key_impl_name(x) for i, x in enumerate(abstract_leaves) if is_key(x)}
+
+
+def leaf_specs(abstract_leaves) -> list:
+    """Per-run [shape, dtype] of each carry leaf as stored (typed keys as their key data)."""
+    import jax
+
+    out = []
+    for x in abstract_leaves:
+        if is_key(x):
+            x = jax.eval_shape(jax.random.key_data, x)
+        out.append([list(x.shape[1:]), str(x.dtype)])
+    return out
+
+
+def encode(leaves) -> list:
+    """Carry leaves as storable arrays (typed keys -> key data); still on device."""
+    import jax
+
+    return [jax.random.key_data(x) if is_key(x) else x for x in leaves]
+
+
+def decode(leaf, impl: str | None):
+    """A stored leaf back as the carry holds it (key data -> typed keys of `impl`)."""
+    import jax
+
+    return leaf if impl is None else jax.random.wrap_key_data(leaf, impl=impl)
+
+
+def identity(configs: list[dict] | None, config_hashes: list[str] | None, run: dict, num_chunks: int,
+             carry_paths: list[str], abstract_leaves, content_hashes: dict | None = None) -> dict:
+    """What a checkpoint must match to be resumed by a run (see `check_compatible`)."""
+    out = {
+        "configs": configs,
+        "config_hashes": config_hashes,
+        "run": run,
+        "num_chunks": num_chunks,
+        "carry": {"paths": carry_paths, "leaves": leaf_specs(abstract_leaves)},
+    }
+    if content_hashes:
+        out["content_hashes"] = content_hashes
+    return out
+
+
+def newest_valid(root: str, below: int | None = None) -> str | None:
+    """The newest checkpoint in `root` (older than chunk `below`) whose files match its manifest."""
+    for chunk, path in reversed(list_checkpoints(root)):
+        if below is not None and chunk >= below:
+            continue
+        try:
+            verify(path)
+        except ValueError:
+            continue
+        return path
+    return None
+
+
+def load_for_resume(path: str, expected: dict) -> tuple[str, dict, list[np.ndarray], dict[str, np.ndarray]]:
+    """`find(path)` then `load`; when that checkpoint is corrupt, the error names the newest valid
+    one before it and the command that resumes from it."""
+    found = find(path)
+    try:
+        return (found, *load(found, expected))
+    except CorruptCheckpoint as e:
+        m = _NAME.match(os.path.basename(os.path.normpath(found)))
+        older = newest_valid(os.path.dirname(os.path.normpath(found)), int(m.group(1))) if m else None
+        hint = (f"; the newest valid checkpoint is {older!r}: resume from it with --resume {older}"
+                if older else "; no older valid checkpoint exists")
+        raise CorruptCheckpoint(str(e) + hint) from None

@@ -2,7 +2,9 @@
 
     config.json      the algorithm config(s) with their hash, and the run options
     meta.json        jaxrl version, git commit (null outside a git checkout), Python and package
-                     versions, device kind and count, process count, hostname, start/end time, status
+                     versions, device kind and count, process count, hostname, start/end time,
+                     status ("running", "finished", "interrupted", "failed: ..."), and `sessions`:
+                     argv, start, end and status of every start and resume of the run
     metrics.csv      one row per chunk and seed (and config): chunk, [config,] seed, metrics...
                      no timestamps, so the same config and seed give the same file
     metrics.parquet  the same table, when pyarrow is importable (written when the run ends)
@@ -144,6 +146,7 @@ class Tracker:
         wandb_project: str = "jaxrl",
         history: Sequence[dict] = (),
         meta_extra: dict | None = None,
+        progress: str = "env_steps",
     ):
         # optional back-ends first, so that a missing package fails before anything is written
         self._tb = self._wandb = None
@@ -161,13 +164,14 @@ class Tracker:
                     f"install it (pip install wandb) or run without --wandb"
                 ) from None
         self.log_dir = log_dir
+        self.progress = progress
         self.seeds = list(seeds)
         self.num_configs = num_configs
         self.rows: list[list] = []
         self.header: list[str] | None = None
         os.makedirs(log_dir, exist_ok=True)
         _dump(os.path.join(log_dir, "config.json"), config)
-        self.meta = {**run_meta(), **(meta_extra or {}), "start_time": now(), "end_time": None, "status": "running"}
+        self.meta = self._start_session(meta_extra or {})
         _dump(os.path.join(log_dir, "meta.json"), self.meta)
         self._csv_file = open(os.path.join(log_dir, "metrics.csv"), "w", newline="")
         self._csv = csv.writer(self._csv_file)
@@ -180,6 +184,24 @@ class Tracker:
         for chunk, m in enumerate(history):
             self._write_rows(chunk, m)
         self._csv_file.flush()
+
+    def _start_session(self, extra: dict) -> dict:
+        """meta.json of this start: where and with what it runs, plus the history of every earlier
+        start and resume of the run (`sessions`: argv, start, end, status) kept from the file."""
+        sessions = []
+        path = os.path.join(self.log_dir, "meta.json")
+        if extra.get("resumed_from") and os.path.isfile(path):
+            try:
+                with open(path) as f:
+                    old = json.load(f)
+                sessions = list(old.get("sessions") or [])
+            except (OSError, ValueError):
+                sessions = []
+        meta = run_meta()
+        session = {"argv": meta.pop("argv"), "start_time": now(), "end_time": None, "status": "running", **extra}
+        sessions.append(session)
+        first = sessions[0]["start_time"]
+        return {**meta, "start_time": first, "end_time": None, "status": "running", "sessions": sessions}
 
     def _index(self):
         if self.num_configs is None:
@@ -200,8 +222,8 @@ class Tracker:
         self._write_rows(chunk, metrics)
         self._csv_file.flush()
         step = chunk + 1
-        if "env_steps" in metrics:
-            step = int(np.max(metrics["env_steps"]))
+        if self.progress in metrics:
+            step = int(np.max(metrics[self.progress]))
         scalars = {}
         for name, v in metrics.items():
             v = np.asarray(v, dtype=np.float64)
@@ -236,7 +258,9 @@ class Tracker:
             _dump(os.path.join(self.log_dir, "final.json"), final)
             if self.rows:
                 self._parquet()
-        self.meta.update(end_time=now(), status=status)
+        end = now()
+        self.meta.update(end_time=end, status=status)
+        self.meta["sessions"][-1].update(end_time=end, status=status)
         _dump(os.path.join(self.log_dir, "meta.json"), self.meta)
 
     def close(self) -> None:

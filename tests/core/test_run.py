@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 
 from jaxrl.core import config as C
-from jaxrl.core.run import RunOptions, RunResult, run, run_many, seed_keys, seed_mesh
+from jaxrl.core.run import RunOptions, RunResult, run, seed_keys, seed_mesh
+from jaxrl.core.sweep import run_many
 from jaxrl.core.train import Trainer
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHORT = dict(total_timesteps=20_000, num_chunks=2)  # PPO CartPole: 2 chunks of 20 updates
 
 
@@ -62,7 +63,8 @@ SCRIPT = textwrap.dedent("""
     import sys
     import jax, numpy as np
     from jaxrl.algos import ppo
-    from jaxrl.core.run import RunOptions, run, run_many, seed_mesh
+    from jaxrl.core.run import RunOptions, run, seed_mesh
+    from jaxrl.core.sweep import run_many
     assert jax.device_count() == 4, jax.devices()
     mesh = seed_mesh()
     assert mesh.axis_names == ("seeds",) and mesh.devices.size == 4
@@ -108,7 +110,7 @@ def _metrics(d, name):
 # XLA's CPU reductions (sums and means inside the PPO loss, Adam, etc.) do not keep one summation
 # order for every batch size: the same seed computed in a vmapped batch of 8 (one device), of 2
 # (8 seeds over four devices) or of 1 (a single run) differs in the last bits (measured: ~1e-7
-# relative on losses, ~1e-8 absolute on parameters after 20k steps; tests/test_run.py's exact
+# relative on losses, ~1e-8 absolute on parameters after 20k steps; tests/core/test_run.py's exact
 # checks below show runs with equal per-device batches are bitwise equal). Sampled actions did not
 # flip at this length, so returns and episode counts came out equal; losses get a tight tolerance.
 TOL = dict(rtol=2e-5, atol=1e-6, equal_nan=True)

@@ -16,13 +16,13 @@ import pytest
 
 from jaxrl.core import checkpoint as ckpt
 from jaxrl.core import config as C
-from jaxrl.core.run import RunOptions, run, run_many
+from jaxrl.core.run import RunOptions, run
+from jaxrl.core.sweep import run_many
 from jaxrl.core.train import Trainer
 
 ALGOS = {
     # algorithm module -> short config: 4 chunks, stopped after chunk 3, checkpoints every 2 chunks
     "ppo": dict(total_timesteps=20_000, num_chunks=4),
-    "stream_ac": dict(total_timesteps=2_000, num_chunks=4),
 }
 
 
@@ -92,7 +92,12 @@ def test_resume_equals_uninterrupted_run(algo, tmp_path_factory, tmp_path):
     assert (d / "metrics.csv").read_bytes() == (ref_dir / "metrics.csv").read_bytes()
     assert json.loads((d / "final.json").read_text()) == json.loads((ref_dir / "final.json").read_text())
     meta = json.loads((d / "meta.json").read_text())
-    assert meta["resumed_at_chunk"] == 2 and meta["status"] == "finished"
+    assert meta["status"] == "finished"
+    # both sessions are kept: the first stopped after chunk 3, the second resumed at 2 and finished
+    first, second = meta["sessions"]
+    assert first["status"] == "stopped after chunk 3" and "resumed_from" not in first
+    assert second["resumed_at_chunk"] == 2 and second["status"] == "finished"
+    assert first["start_time"] <= second["start_time"] and meta["start_time"] == first["start_time"]
     assert [c for c, _ in ckpt.list_checkpoints(str(d / "checkpoints"))] == [2, 4]
 
 
@@ -106,15 +111,17 @@ def test_cli_resume_takes_config_from_checkpoint(tmp_path_factory, tmp_path):
 
 
 @pytest.mark.timeout(300)
-def test_mismatched_config_is_refused_and_changes_nothing(tmp_path_factory, tmp_path):
+def test_mismatched_config_is_refused_and_changes_nothing(tmp_path_factory, tmp_path, capsys):
     mod, cfg, t, ref, ref_dir, stopped = stopped_and_reference("ppo", tmp_path_factory)
     d = fresh_copy(stopped, tmp_path)
     before = tree_hash(d)
     other = mod.Config(**{**ALGOS["ppo"], "lr": 1e-3})
     with pytest.raises(ValueError, match=r"mismatching fields:\n  lr: checkpoint 0.00025, this run 0.001"):
         run(mod.make_train(other), quiet(num_seeds=2, resume=str(d)), config=other)
-    with pytest.raises(ValueError, match=r"ent_coef: checkpoint 0.01, this run 0.05"):
+    with pytest.raises(SystemExit) as exit_:  # the CLI: one line, exit code 2
         mod.main(["--resume", str(d), "--ent-coef", "0.05", "--progress", "False"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1 and "ent_coef: checkpoint 0.01, this run 0.05" in err[0], err
     with pytest.raises(ValueError, match=r"seeds: checkpoint \[0, 1\], this run \[0, 1, 2\]"):
         run(t, quiet(num_seeds=3, resume=str(d)), config=cfg)
     with pytest.raises(ValueError, match=r"seed: checkpoint 0, this run 5"):
@@ -199,11 +206,38 @@ def test_keep_checkpoints_and_fresh_run_into_checkpointed_dir(tmp_path):
     t = toy_train(Toy())
     run(t, quiet(num_seeds=2, log_dir=str(tmp_path), checkpoint_every=1, keep_checkpoints=2), config=Toy())
     assert [c for c, _ in ckpt.list_checkpoints(str(tmp_path / "checkpoints"))] == [3, 4]
-    with pytest.raises(ValueError, match="already holds checkpoints"):
-        run(t, quiet(num_seeds=2, log_dir=str(tmp_path)), config=Toy())
+    before = tree_hash(tmp_path)
+    with pytest.raises(ValueError, match=r"already holds a run .*--resume .*--overwrite"):
+        run(t, quiet(num_seeds=2, log_dir=str(tmp_path)), config=Toy(scale=0.7))
+    assert tree_hash(tmp_path) == before  # every byte of the first run is unchanged
     os.makedirs(tmp_path / "empty")
     with pytest.raises(ValueError, match="cannot resume: no checkpoint"):
         run(t, quiet(num_seeds=2, resume=str(tmp_path / "empty")), config=Toy())
+
+
+def test_finished_run_without_checkpoints_is_not_overwritten(tmp_path):
+    t = toy_train(Toy())
+    run(t, quiet(num_seeds=2, log_dir=str(tmp_path / "a")), config=Toy())
+    before = tree_hash(tmp_path / "a")
+    with pytest.raises(ValueError, match=r"already holds a run \(config.json, meta.json, metrics.csv"):
+        RunOptions(log_dir=str(tmp_path / "a"))  # refused when the options are made, before any output
+    assert tree_hash(tmp_path / "a") == before
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match=r"log_dir '.*file' is a file, not a directory"):
+        RunOptions(log_dir=str(tmp_path / "file"))
+    # --overwrite replaces the old run (its files are deleted first, so no stale final.json stays)
+    run(toy_train(Toy(scale=0.7)), quiet(num_seeds=2, log_dir=str(tmp_path / "a"), overwrite=True), config=Toy(scale=0.7))
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["config"]["scale"] == 0.7
+
+
+def test_corrupt_newest_checkpoint_names_the_newest_valid_one(tmp_path):
+    t = toy_train(Toy())
+    run(t, quiet(num_seeds=2, log_dir=str(tmp_path), checkpoint_every=1, keep_checkpoints=0), config=Toy())
+    (tmp_path / "checkpoints" / "chunk_000004" / "manifest.json").unlink()
+    older = str(tmp_path / "checkpoints" / "chunk_000003")
+    with pytest.raises(ValueError, match=rf"chunk_000004.*newest valid checkpoint is '{older}': resume from it with "
+                                         rf"--resume {older}"):
+        run(t, quiet(num_seeds=2, resume=str(tmp_path)), config=Toy())
 
 
 def test_crash_mid_save_leaves_previous_checkpoint_valid(tmp_path, monkeypatch):

@@ -13,7 +13,8 @@ from jaxrl.algos.dqn import (
     Config, epsilon_schedule, make_policy, make_train, td_loss, td_target, update_target,
 )
 from jaxrl.core.evaluate import evaluate
-from jaxrl.core.run import RunOptions, run, run_many, seed_keys
+from jaxrl.core.run import RunOptions, run, seed_keys
+from jaxrl.core.sweep import run_many
 
 # a hand-built batch of three transitions with two actions
 REWARD = jnp.array([1.0, 0.5, -1.0])

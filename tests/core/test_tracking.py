@@ -18,7 +18,8 @@ import pytest
 
 from jaxrl.core import config as C
 from jaxrl.core import tracking
-from jaxrl.core.run import RunOptions, run, run_many
+from jaxrl.core.run import RunOptions, run
+from jaxrl.core.sweep import run_many
 from jaxrl.core.train import Trainer
 
 NUM_CHUNKS, NUM_SEEDS = 3, 5
@@ -68,7 +69,7 @@ def test_run_dir_is_complete_and_parseable(tmp_path):
     assert "tensorboard" not in files  # off by default
 
     cfg = json.loads((tmp_path / "config.json").read_text())
-    assert cfg["algorithm"].endswith("test_tracking.Toy")
+    assert cfg["algorithm"].endswith("test_tracking")  # the module that defines the config
     assert cfg["config"] == {"scale": 0.5, "num_chunks": NUM_CHUNKS}
     assert cfg["config_hash"] == C.config_hash(Toy())
     assert cfg["run_options"]["num_seeds"] == NUM_SEEDS and cfg["run_options"]["seed"] == 3

@@ -1,0 +1,47 @@
+"""The pure replay buffer (jaxrl.core.buffer)."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxrl.core import config as C
+from jaxrl.core.buffer import buffer_add, buffer_init, buffer_sample
+from jaxrl.core.normalize import (
+    reward_scale, reward_scaler_init, rms_init, rms_normalize, rms_update, rms_update_batch, rms_var,
+)
+from jaxrl.core.returns import gae, lambda_returns, nstep_returns
+
+f32 = lambda x: jnp.asarray(x, jnp.float32)
+
+
+# ---------------------------------------------------------------- replay buffer
+def test_buffer_wraps_around_and_keeps_dtype():
+    example = {"obs": jnp.zeros((2, 2), jnp.uint8), "r": jnp.float32(0)}
+    buf = buffer_init(example, capacity=5)
+    assert buf.data["obs"].dtype == jnp.uint8 and buf.data["obs"].shape == (5, 2, 2)
+
+    def batch(lo, hi):
+        i = jnp.arange(lo, hi)
+        return {"obs": jnp.broadcast_to(i[:, None, None], (hi - lo, 2, 2)).astype(jnp.uint8), "r": i.astype(jnp.float32)}
+
+    buf = buffer_add(buf, batch(0, 3))
+    assert int(buf.ptr) == 3 and int(buf.size) == 3
+    samples = buffer_sample(buf, jax.random.PRNGKey(0), 256)
+    assert set(np.unique(samples["r"]).tolist()) <= {0.0, 1.0, 2.0}  # only filled slots
+    buf = buffer_add(buf, batch(3, 6))
+    assert int(buf.ptr) == 1 and int(buf.size) == 5
+    np.testing.assert_array_equal(buf.data["r"], [5, 1, 2, 3, 4])  # item 5 overwrote slot 0
+    assert buf.data["obs"].dtype == jnp.uint8
+    np.testing.assert_array_equal(buf.data["obs"][0], 5)
+    # jittable and vmappable over seeds
+    stacked = jax.vmap(lambda _: buffer_init(example, 5))(jnp.arange(3))
+    stacked = jax.jit(jax.vmap(buffer_add))(stacked, jax.vmap(lambda _: batch(0, 2))(jnp.arange(3)))
+    np.testing.assert_array_equal(stacked.size, [2, 2, 2])
+
+
+def test_buffer_bad_input():
+    with pytest.raises(ValueError, match="capacity"):
+        buffer_init(jnp.zeros(2), 0)
+    buf = buffer_init(jnp.zeros(2), 2)
+    with pytest.raises(ValueError, match="exceeds buffer capacity 2"):
+        buffer_add(buf, jnp.zeros((3, 2)))

@@ -1,0 +1,67 @@
+"""Sparse init and the torsos (jaxrl.core.nets)."""
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxrl.core.nets import CNN, MLP, sparse_init
+from jaxrl.core.normalize import rms_init, rms_normalize, rms_update, rms_var, reward_scale, reward_scaler_init
+from jaxrl.core.optim import (
+    TraceState, l1_norm, make_trace_optimizer, obgd, obgd_step_size, trace_adam, trace_sgd,
+)
+
+pytestmark = pytest.mark.timeout(120)
+
+# A hand-built two-leaf example. gamma * lamda = 0.9 * 0.5 = 0.45.
+E0 = {"a": jnp.array([0.1, 0.2]), "b": jnp.array([[-0.3]])}
+G = {"a": jnp.array([0.5, -1.0]), "b": jnp.array([[2.0]])}
+# z = 0.45 * E0 + G = a: [0.045 + 0.5, 0.09 - 1.0] = [0.545, -0.91]; b: [[-0.135 + 2.0]] = [[1.865]]
+Z = {"a": np.array([0.545, -0.91]), "b": np.array([[1.865]])}
+Z_SUM = 0.545 + 0.91 + 1.865  # = 3.32
+
+
+def _close(tree, expected, **kw):
+    for k in expected:
+        np.testing.assert_allclose(np.asarray(tree[k]), expected[k], rtol=1e-6, atol=1e-7, **kw)
+
+
+@pytest.mark.parametrize("sparsity", [0.9, 0.5, 0.0])
+def test_sparse_init_dense(sparsity):
+    params = MLP((13,), 7, kernel_init=sparse_init(sparsity)).init(jax.random.PRNGKey(0), jnp.zeros(20))
+    for layer, fan_in in (("Dense_0", 20), ("Dense_1", 13)):
+        kernel = params["params"][layer]["kernel"]
+        zeros, n_in = _zeros_per_output(kernel)
+        assert n_in == fan_in
+        assert (zeros == math.ceil(sparsity * fan_in)).all(), (layer, zeros)
+        bound = 1.0 / math.sqrt(fan_in)
+        assert np.abs(np.asarray(kernel)).max() <= bound
+        assert np.abs(np.asarray(kernel)).max() > 0.5 * bound  # the dense draw spans the interval
+        assert not np.asarray(params["params"][layer]["bias"]).any()
+
+
+def test_sparse_init_conv():
+    # 3x3 kernel over 4 channels: fan_in = 36, zeros per output channel = ceil(0.9 * 36) = 33
+    params = CNN((16,), (3,), (1,), kernel_init=sparse_init(0.9)).init(jax.random.PRNGKey(1), jnp.zeros((10, 10, 4)))
+    kernel = params["params"]["Conv_0"]["kernel"]
+    assert kernel.shape == (3, 3, 4, 16)
+    zeros, fan_in = _zeros_per_output(kernel)
+    assert fan_in == 36 and (zeros == 33).all()
+    assert np.abs(np.asarray(kernel)).max() <= 1.0 / 6.0
+
+
+def test_sparse_init_patterns_differ_between_units():
+    kernel = sparse_init(0.5)(jax.random.PRNGKey(2), (40, 8))
+    masks = np.asarray(kernel) == 0
+    assert len({m.tobytes() for m in masks.T}) == 8
+
+
+@pytest.mark.parametrize("sparsity", [1.0, -0.1, 1.5])
+def test_sparse_init_bad_sparsity(sparsity):
+    with pytest.raises(ValueError, match="sparsity"):
+        sparse_init(sparsity)
+
+
+# ---------------------------------------------------------------- normalisers (papers.md 1.4, 1.5)
