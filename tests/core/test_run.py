@@ -81,8 +81,9 @@ SCRIPT = textwrap.dedent("""
     r = put("s8d4", run(t, o(num_seeds=8, num_devices=4)))
     out["s8d4_carry_devices"] = np.array(len(r.carry.key.sharding.device_set))
     put("s8d1", run(t, o(num_seeds=8, num_devices=1)))
-    print("PADDING-FOLLOWS", file=sys.stderr, flush=True)
-    put("s6d4", run(t, o(num_seeds=6, num_devices=4)))
+    for n in (1, 3):
+        put("s%%dd4" %% n, run(t, o(num_seeds=n, num_devices=4)))
+    put("s20d4", run(t, o(num_seeds=20, num_devices=4)))  # two groups of 16
     for i in (0, 5):
         put("single%%d" %% i, run(t, o(num_seeds=1, num_devices=1), seeds=[i]))
     put("many", run_many(ppo.make_train, [cfg, cfg2], o(num_seeds=2, num_devices=2)))
@@ -137,13 +138,13 @@ def test_8_seeds_on_4_devices_equal_1_device(four_devices):
 
 
 @pytest.mark.timeout(600)
-def test_6_seeds_on_4_devices_pad_and_equal_first_6(four_devices):
-    d, stderr = four_devices
-    a, b = _metrics(d, "s6d4"), _metrics(d, "s8d4")
-    assert a["return"].shape == (2, 6)
-    # same per-device batch (6 padded to 8 -> 2 per device) as the 8-seed run: bitwise equal
-    _assert_close(a, {k: v[:, :6] for k, v in b.items()}, exact=True)
-    assert "padding 6 runs to 8 for 4 devices" in stderr.split("PADDING-FOLLOWS")[1]
+def test_seed_i_on_4_devices_is_the_same_for_every_number_of_seeds(four_devices):
+    d, _ = four_devices
+    full = _metrics(d, "s8d4")
+    for n in ("s1d4", "s3d4", "s20d4"):
+        part = _metrics(d, n)
+        k = min(part["return"].shape[1], 8)
+        _assert_close({m: v[:, :k] for m, v in part.items()}, {m: v[:, :k] for m, v in full.items()}, exact=True)
 
 
 @pytest.mark.timeout(600)
@@ -161,11 +162,10 @@ def test_config_list_equals_separate_runs(four_devices):
     d, _ = four_devices
     many = _metrics(d, "many")
     assert many["return"].shape == (2, 2, 2)  # chunks, configs (lr/ent_coef), seeds
-    # config c's 2 seeds ran on device c (a batch of 2), like 2 seeds of a separate run on one
-    # device: traced lr/ent_coef give bitwise the same numbers as the constants of a separate run
+    # traced lr/ent_coef in one program against the constants of separate runs
     _assert_close({k: v[:, 0] for k, v in many.items()}, {k: v[:, :2] for k, v in _metrics(d, "s8d4").items()},
-                  exact=True)
-    _assert_close({k: v[:, 1] for k, v in many.items()}, _metrics(d, "cfg2"), exact=True)
+                  exact=False)
+    _assert_close({k: v[:, 1] for k, v in many.items()}, _metrics(d, "cfg2"), exact=False)
     assert not np.allclose(many["loss"][:, 0], many["loss"][:, 1])  # the configs did differ
 
 
@@ -182,6 +182,7 @@ def test_more_devices_than_exist_is_a_value_error():
     ({"num_seeds": 0}, "num_seeds must be a positive int"),
     ({"num_devices": 0}, "num_devices must be a positive int"),
     ({"checkpoint_every": -1}, "checkpoint_every must be an int >= 0"),
+    ({"block_size": -2}, "block_size must be an int >= 0"),
     ({"checkpoint_every": 2}, "checkpoint_every needs log_dir"),
     ({"tensorboard": True}, "tensorboard needs log_dir"),
 ])

@@ -204,19 +204,3 @@ def test_wandb_missing_is_a_clear_error_before_writing(tmp_path, monkeypatch):
     with pytest.raises(ImportError, match=r"--wandb needs the wandb package.*pip install wandb"):
         tracked(tmp_path / "run", wandb=True)
     assert not (tmp_path / "run").exists()
-
-
-# ------------------------------------------------------------------------------------ CLI
-def test_cli_run_flags():
-    from jaxrl.algos import ppo
-    from jaxrl.core.cli import parse
-
-    cfg, opts = parse(ppo.Config, ["--num-seeds", "3", "--log-dir", "runs/x", "--tensorboard",
-                                   "--checkpoint-every", "2", "--anneal-lr", "False", "--progress", "False",
-                                   "--num-devices", "1"])
-    assert cfg.anneal_lr is False and cfg == ppo.Config(anneal_lr=False)
-    assert (opts.num_seeds, opts.log_dir, opts.tensorboard, opts.wandb, opts.checkpoint_every,
-            opts.progress, opts.num_devices) == (3, "runs/x", True, False, 2, False, 1)
-    assert opts.coordinator_address is None  # single-host unless asked
-    with pytest.raises(ValueError, match="tensorboard needs log_dir"):
-        parse(ppo.Config, ["--tensorboard"])
