@@ -202,8 +202,7 @@ def make_generate(config: Config, params=None, num_inference_steps: int | None =
     sampler = make_sampler("consistency", num_inference_steps or config.num_inference_steps)
 
     def generate(key, prompts):
-        check = jnp.asarray(prompts)
-        return sample(sampler, lambda x, t, c: net.apply(params, x, t, c), key, check).images
+        return sample(sampler, lambda x, t, c: net.apply(params, x, t, c), key, jnp.asarray(prompts)).images
 
     return generate
 
