@@ -42,7 +42,7 @@ import optax
 
 from envs.generative import check_prompts, make_reward
 from envs.generative.denoising import check_num_steps
-from envs.generative.prompts import sample_prompts
+from envs.generative.prompts import NUM_CLASSES, sample_prompts
 from envs.generative.rewards import check_reward
 from jaxrl.core import config as C
 from jaxrl.core.prompt_stats import PromptStats, normalize, prompt_stats_init
@@ -135,7 +135,7 @@ def make_train(config: Config) -> Trainer:
 
     def init(key) -> Carry:
         params = pre.diffusion
-        return Carry(params, tx.init(params), prompt_stats_init(10, config.stat_buffer), key, jnp.int32(0))
+        return Carry(params, tx.init(params), prompt_stats_init(NUM_CLASSES, config.stat_buffer), key, jnp.int32(0))
 
     def loss_fn(params, mb):
         states, actions, old_log_probs, prompts, adv = mb  # [n, H, 8, 8], ..., [n, H], [n], [n]

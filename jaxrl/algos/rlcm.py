@@ -48,7 +48,7 @@ import optax
 
 from envs.generative import check_prompts, make_reward
 from envs.generative.denoising import check_num_steps, ORIGIN_STEPS
-from envs.generative.prompts import sample_prompts
+from envs.generative.prompts import NUM_CLASSES, sample_prompts
 from envs.generative.rewards import check_reward
 from jaxrl.core import config as C
 from jaxrl.core.prompt_stats import PromptStats, normalize, prompt_stats_init
@@ -142,7 +142,7 @@ def make_train(config: Config) -> Trainer:
 
     def init(key) -> Carry:
         params = pre.consistency
-        return Carry(params, tx.init(params), prompt_stats_init(10, config.stat_buffer), key, jnp.int32(0))
+        return Carry(params, tx.init(params), prompt_stats_init(NUM_CLASSES, config.stat_buffer), key, jnp.int32(0))
 
     def loss_fn(params, mb):
         states, actions, old_log_probs, prompts, adv = mb  # [n, H-1, 8, 8], ..., [n, H-1], [n], [n]
