@@ -260,10 +260,8 @@ def make_train(config: Config, dataset=None) -> Trainer:
 
 def train_sweep(config: Config, datasets, num_seeds: int, seed: int = 0):
     """Seeds x datasets (equal shapes, one env) as one program; metrics [datasets, seeds, chunks]."""
-    pairs = [offline.resolve_dataset(config, d) for d in datasets]
-    spec = pairs[0][1]
-    datas = [offline.device_data(d, spec, normalize_obs=config.normalize_obs, reward_norm=config.reward_norm)
-             for d, _ in pairs]
+    spec, datas = offline.prepare_sweep(config, datasets, normalize_obs=config.normalize_obs,
+                                        reward_norm=config.reward_norm)
     return offline.sweep(make_learner(config, spec), datas, config.num_chunks, num_seeds, seed)
 
 

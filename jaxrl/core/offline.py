@@ -163,6 +163,18 @@ def stack(datas: Sequence[OfflineData]) -> OfflineData:
     return jax.tree.map(lambda *x: jnp.stack(x), *datas)
 
 
+def prepare_sweep(config, datasets: Sequence[Dataset], **device_kw) -> tuple[envs.EnvSpec, list[OfflineData]]:
+    """Validate datasets for one sweep (one eval env for all) and put each on the device."""
+    if not datasets:
+        raise ValueError("a sweep needs at least one dataset")
+    pairs = [resolve_dataset(config, d) for d in datasets]
+    names = {spec.name for _, spec in pairs}
+    if len(names) > 1:
+        raise ValueError(f"datasets of one sweep must share one env to evaluate in, got {sorted(names)}")
+    spec = pairs[0][1]
+    return spec, [device_data(d, spec, **device_kw) for d, _ in pairs]
+
+
 def sweep(learner: Learner, datas: Sequence[OfflineData], num_chunks: int, num_seeds: int, seed: int = 0):
     """Seeds x datasets as one jitted program: the dataset axis is a vmapped argument, the seed axis
     vmapped inside it (every seed of a dataset reads the same copy). Seed i uses
