@@ -13,7 +13,7 @@ behind the official wrapper stack of its `main` (FlattenObservation, RecordEpiso
 ScaleReward, NormalizeObservation, AddTimeInfo; `max_episode_steps=10_000`) with its default
 hyperparameters. The loop around it is ours, not the script's `main`, because the script reads
 the episode return as `info['episode']['r'][0]`, which fails on current gymnasium (the value is a
-plain float there, see shared/known-issues.md); we read it as a float whatever its shape. The
+plain float there); we read it as a float whatever its shape. The
 loop does what `main` does per step: sample, step, update, reset at the end of an episode.
 
 The first `--warmup` steps are run but not timed; the clock covers the next `--steps` steps.

@@ -120,7 +120,7 @@ def test_truncation_bootstrap_only_changes_truncated_episodes():
 
 @pytest.mark.timeout(240)
 def test_orthogonal_init_vmapped_does_not_hang():
-    """jaxlib 0.10.0-0.10.2 deadlock on CPU in jit(vmap(init)) of orthogonal-init nets (known-issues.md).
+    """jaxlib 0.10.0-0.10.2 deadlock on CPU in jit(vmap(init)) of orthogonal-init nets.
     Run in a subprocess so a hang fails this test by timeout instead of stalling the suite."""
     code = (
         "import jax, jax.numpy as jnp\n"

@@ -62,6 +62,3 @@ def test_sparse_init_patterns_differ_between_units():
 def test_sparse_init_bad_sparsity(sparsity):
     with pytest.raises(ValueError, match="sparsity"):
         sparse_init(sparsity)
-
-
-# ---------------------------------------------------------------- normalisers (papers.md 1.4, 1.5)

@@ -124,7 +124,7 @@ def test_bad_hyperparameters(make, field):
         make()
 
 
-# ---------------------------------------------------------------- sparse init (papers.md 1.2)
+# ---------------------------------------------------------------- sparse init
 
 
 def _zeros_per_output(kernel):
