@@ -50,7 +50,7 @@ def run(repo: str, env_name: str, steps: int, warmup: int, seed: int, threads: i
     if threads:
         torch.set_num_threads(threads)
     # the official script's defaults (argparse of stream_ac_discrete.py)
-    hp = dict(lr=1.0, gamma=0.99, lamda=0.8, kappa_policy=3.0, kappa_value=2.0)
+    hp = dict(lr=1.0, gamma=0.99, lamda=0.8, kappa_policy=3.0, kappa_value=2.0)  # the official keyword spelling
     entropy_coeff = 0.01
     torch.manual_seed(seed)
     np.random.seed(seed)

@@ -57,6 +57,7 @@ from flax.training.train_state import TrainState
 import envs
 from jaxrl.core import config as C
 from jaxrl.core.buffer import Buffer, buffer_add, buffer_init, buffer_sample
+from jaxrl.core.explore import epsilon_schedule
 from jaxrl.core.nets import CNN, MLP
 from jaxrl.core.train import Trainer
 
@@ -145,7 +146,7 @@ class Config:
                 f"({[d for d in range(1, self.num_envs + 1) if self.num_envs % d == 0]}) "
                 f"or multiples of {self.num_envs}"
             )
-        if not _traced(self.learning_starts) and self.learning_starts >= self.total_timesteps:
+        if not C.traced(self.learning_starts) and self.learning_starts >= self.total_timesteps:
             raise ValueError(
                 f"learning_starts={self.learning_starts} must be < total_timesteps="
                 f"{self.total_timesteps}, or DQN never learns"
@@ -177,10 +178,6 @@ class Config:
         return math.ceil(self.total_timesteps / per_iter / self.num_chunks)
 
 
-def _traced(value) -> bool:  # a field passed as a tracer by run_many (already checked concretely)
-    return isinstance(value, jax.core.Tracer)
-
-
 def _check_env(name: str) -> None:
     """Unknown env -> envs.make's error; continuous actions or odd observations -> ValueError."""
     if name not in envs.registered():
@@ -206,12 +203,6 @@ def _check_env(name: str) -> None:
 
 
 # ----------------------------------------------------------------------------- pure pieces
-
-
-def epsilon_schedule(t, start_e: float, end_e: float, duration: float):
-    """Linear decay from `start_e` at env step 0 to `end_e` at env step `duration`, then flat."""
-    frac = jnp.clip(jnp.asarray(t, jnp.float32) / duration, 0.0, 1.0)
-    return start_e + frac * (end_e - start_e)
 
 
 def td_target(reward, terminated, gamma, next_q_target, next_q_online=None):

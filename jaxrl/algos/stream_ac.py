@@ -36,104 +36,41 @@ Run: `python -m jaxrl.algos.stream_ac --env CartPole-v1 --num-seeds 4`
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 import envs
 from jaxrl.core import config as C
-from jaxrl.core.nets import CNN, MLP, sparse_init
-from jaxrl.core.normalize import rms_init, rms_normalize, rms_update, rms_var, reward_scale, reward_scaler_init
-from jaxrl.core.optim import OPTIMIZERS, make_trace_optimizer
-from jaxrl.core.train import Trainer
-
-DEFAULT_LR = {"obgd": 1.0, "sgd": 1e-3, "adam": 1e-4}
+from jaxrl.core.nets import sparse_init
+from jaxrl.core.normalize import rms_var, reward_scale, reward_scaler_init
+from jaxrl.core.optim import make_trace_optimizer
+from jaxrl.core.stream import ObsPipeline, StreamConfig, Torso
+from jaxrl.core.train import Trainer, episode_metrics
 
 
 @dataclass(frozen=True)
-class Config:
-    """Stream AC(lambda) hyperparameters (defaults: the official scripts)."""
+class Config(StreamConfig):
+    """Stream AC(lambda) hyperparameters (defaults: the official scripts); the fields every stream-x
+    learner shares are documented in `jaxrl.core.stream.StreamConfig`. Official budgets: 500k steps
+    classic control, 2M MuJoCo, 10M MinAtar."""
 
-    env: str = "CartPole-v1"
-    """environment name, see envs.registered()"""
-    total_timesteps: int = 500_000
-    """env steps per seed (rounded up to whole chunks); official: 500k classic, 2M MuJoCo, 10M MinAtar"""
-    lr: float | None = None
-    """step size alpha; None: 1.0 for obgd, 1e-3 for sgd, 1e-4 for adam (the last two are our choice)"""
-    gamma: float = 0.99
-    """discount"""
-    lamda: float = 0.8
-    """trace decay lambda"""
     kappa_value: float = 2.0
     """ObGD bound kappa of the critic"""
     kappa_policy: float = 3.0
     """ObGD bound kappa of the actor"""
     ent_coef: float = 0.01
     """entropy coefficient c_ent (multiplied by sign(delta))"""
-    optimizer: str = "obgd"
-    """obgd (stream AC) | sgd (classic AC(lambda)) | adam (Adam over delta z)"""
-    hidden: tuple[int, ...] | None = None
-    """hidden sizes; None: (32, 32) discrete vector envs, (128, 128) continuous, (128,) after the MinAtar conv"""
-    sparsity: float = 0.9
-    """fraction of zero incoming weights per unit at init; 0 = dense U(+-1/sqrt(fan_in)) (torch default)"""
-    layer_norm: bool = True
-    """parameter-free LayerNorm before every hidden activation"""
-    normalize_obs: bool = True
-    """online Welford observation normalisation"""
-    scale_reward: bool = True
-    """divide rewards by the running std of the discounted return"""
-    time_feature: bool = True
-    """append -0.5 + t/T to vector observations (ignored for image observations)"""
-    num_chunks: int = 10
-    """jitted chunks the run is cut into (progress/logging/checkpoint granularity)"""
 
     def __post_init__(self):
-        C.check_positive("total_timesteps", self.total_timesteps)
-        C.check_positive("num_chunks", self.num_chunks)
-        C.check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        if self.lr is not None:
-            C.check_positive("lr", self.lr)
-        C.check_range("gamma", self.gamma, 0.0, 1.0)
-        C.check_range("lamda", self.lamda, 0.0, 1.0)
+        super().__post_init__()
         C.check_positive("kappa_value", self.kappa_value)
         C.check_positive("kappa_policy", self.kappa_policy)
         C.check_positive("ent_coef", self.ent_coef, allow_zero=True)
-        C.check_range("sparsity", self.sparsity, 0.0, 1.0, hi_open=True)
-        if self.hidden is not None and (not self.hidden or any(h <= 0 for h in self.hidden)):
-            raise ValueError(f"hidden must be non-empty positive sizes, got {self.hidden!r}")
-        if self.env not in envs.registered():
-            envs.make(self.env)  # raises the unknown-env error with close matches
-
-    @property
-    def steps_per_chunk(self) -> int:
-        return math.ceil(self.total_timesteps / self.num_chunks)
-
-    @property
-    def step_size(self) -> float:
-        return DEFAULT_LR[self.optimizer] if self.lr is None else self.lr
-
-
-class Torso(nn.Module):
-    """MLP for vector observations, Conv(16, 3x3) + MLP for images; stream-x layers throughout."""
-
-    hidden: tuple[int, ...]
-    image: bool
-    sparsity: float
-    layer_norm: bool
-
-    @nn.compact
-    def __call__(self, x):
-        ln = "plain" if self.layer_norm else None
-        init = sparse_init(self.sparsity)
-        if self.image:
-            x = CNN((16,), (3,), (1,), activation="leaky_relu", layer_norm=ln, kernel_init=init)(x)
-        return MLP(self.hidden, None, "leaky_relu", ln, kernel_init=init)(x)
 
 
 class Actor(nn.Module):
@@ -194,39 +131,21 @@ class Carry(NamedTuple):
 
 def make_train(config: Config) -> Trainer:
     env, env_params = envs.make(config.env)
-    discrete = envs.is_discrete(env, env_params)
-    act_space = env.action_space(env_params)
-    action_dim = act_space.n if discrete else int(np.prod(act_space.shape))
-    obs_shape = tuple(env.observation_space(env_params).shape)
-    image = len(obs_shape) == 3
-    if not image and len(obs_shape) != 1:
-        raise ValueError(f"stream_ac handles vector or HWC image observations, got shape {obs_shape}")
-    use_time = config.time_feature and not image
-    time_limit = float(env_params.max_steps_in_episode)
-    hidden = config.hidden or ((128,) if image else (32, 32) if discrete else (128, 128))
-    actor = Actor(action_dim, discrete, tuple(hidden), image, config.sparsity, config.layer_norm)
-    critic = Critic(tuple(hidden), image, config.sparsity, config.layer_norm)
+    spec = envs.spec(config.env)
+    discrete = spec.discrete
+    hidden = config.hidden_for(spec)
+    actor = Actor(spec.action_dim, discrete, hidden, spec.image, config.sparsity, config.layer_norm)
+    critic = Critic(hidden, spec.image, config.sparsity, config.layer_norm)
     lr = config.step_size
-    tx_pi = make_trace_optimizer(config.optimizer, lr, config.gamma, config.lamda, config.kappa_policy)
-    tx_v = make_trace_optimizer(config.optimizer, lr, config.gamma, config.lamda, config.kappa_value)
-    low = None if discrete else jnp.asarray(act_space.low, jnp.float32)
-    high = None if discrete else jnp.asarray(act_space.high, jnp.float32)
-
-    def process(rms, raw, t):
-        """Normalise one raw observation with `rms` and append the time feature for step t."""
-        x = rms_normalize(rms, raw) if config.normalize_obs else raw.astype(jnp.float32)
-        if use_time:
-            x = jnp.concatenate([x, jnp.array([-0.5 + t / time_limit], jnp.float32)])
-        return x
-
-    def observe(rms, raw):
-        return rms_update(rms, raw.astype(jnp.float32)) if config.normalize_obs else rms
+    tx_pi = make_trace_optimizer(config.optimizer, lr, config.gamma, config.trace_lambda, config.kappa_policy)
+    tx_v = make_trace_optimizer(config.optimizer, lr, config.gamma, config.trace_lambda, config.kappa_value)
+    low, high = (None, None) if discrete else (jnp.asarray(spec.low()), jnp.asarray(spec.high()))
+    pipe = ObsPipeline.of(config, spec)
 
     def init(key) -> Carry:
         k_pi, k_v, k_env, key = jax.random.split(key, 4)
         raw, env_state = env.reset(k_env, env_params)
-        obs_rms = observe(rms_init(obs_shape), raw)
-        obs = process(obs_rms, raw, 0.0)
+        obs_rms, obs = pipe.reset(raw)
         actor_params = actor.init(k_pi, obs)
         critic_params = critic.init(k_v, obs)
         return Carry(actor_params, critic_params, tx_pi.init(actor_params), tx_v.init(critic_params),
@@ -250,11 +169,7 @@ def make_train(config: Config) -> Trainer:
             scaler, reward = reward_scale(scaler, reward, done, config.gamma)
         # s': the last observation of this transition (the final one if the episode ended);
         # then, on an episode end, the reset observation is observed too (as the official wrappers do).
-        rms = observe(carry.obs_rms, info["final_observation"])
-        s_prime = process(rms, info["final_observation"], info["episode_length"].astype(jnp.float32))
-        rms_reset = observe(rms, raw_next)
-        rms = jax.tree.map(lambda a, b: jnp.where(done, a, b), rms_reset, rms)
-        next_obs = jnp.where(done, process(rms, raw_next, 0.0), s_prime)
+        rms, s_prime, next_obs = pipe.after_step(carry.obs_rms, info, raw_next, done)
 
         v_s, grad_v = jax.value_and_grad(critic.apply)(carry.critic_params, carry.obs)
         v_next = critic.apply(carry.critic_params, s_prime)
@@ -270,15 +185,13 @@ def make_train(config: Config) -> Trainer:
         upd_v, critic_opt = tx_v.update(grad_v, carry.critic_opt, delta, done)
         new = Carry(optax.apply_updates(carry.actor_params, upd_pi), optax.apply_updates(carry.critic_params, upd_v),
                     actor_opt, critic_opt, env_state, next_obs, rms, scaler, key, carry.env_steps + 1)
-        stats = (info["episode_return"] * done, done.astype(jnp.float32), jnp.abs(delta), entropy)
+        stats = (info["episode_return"], done, jnp.abs(delta), entropy)
         return new, stats
 
     def update(carry: Carry):
         carry, (ret, done, abs_delta, entropy) = jax.lax.scan(step, carry, None, config.steps_per_chunk)
-        n = done.sum()
         metrics = {
-            "return": jnp.where(n > 0, ret.sum() / jnp.maximum(n, 1.0), jnp.nan),
-            "episodes": n,
+            **episode_metrics(ret, done),
             "env_steps": carry.env_steps,
             "td_error": abs_delta.mean(),
             "entropy": entropy.mean(),

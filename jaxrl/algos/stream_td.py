@@ -37,7 +37,6 @@ Run: `python -m jaxrl.algos.stream_td --env CartPole-v1 --policy cartpole`
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -48,75 +47,36 @@ import optax
 
 import envs
 from jaxrl.core import config as C
-from jaxrl.core.nets import CNN, MLP, sparse_init
-from jaxrl.core.normalize import rms_init, rms_normalize, rms_update, rms_var, reward_scale, reward_scaler_init
-from jaxrl.core.optim import OPTIMIZERS, make_trace_optimizer
-from jaxrl.core.train import Trainer
+from jaxrl.core.normalize import rms_var, reward_scale, reward_scaler_init
+from jaxrl.core.optim import make_trace_optimizer
+from jaxrl.core.stream import ObsPipeline, StreamConfig, stream_body
+from jaxrl.core.train import Trainer, episode_metrics
 
-DEFAULT_LR = {"obgd": 1.0, "sgd": 1e-3, "adam": 1e-4}
 POLICIES = ("cartpole", "random")
 
 
 @dataclass(frozen=True)
-class Config:
-    """Stream TD(lambda) hyperparameters (defaults: the official script)."""
+class Config(StreamConfig):
+    """Stream TD(lambda) hyperparameters (defaults: the official script); the fields every stream-x
+    learner shares are documented in `jaxrl.core.stream.StreamConfig`."""
 
-    env: str = "CartPole-v1"
-    """environment name, see envs.registered()"""
-    policy: str = "cartpole"
-    """fixed behaviour policy: cartpole (push toward the pole's angular velocity; CartPole only) | random"""
     total_timesteps: int = 100_000
     """env steps per seed (rounded up to whole chunks)"""
-    lr: float | None = None
-    """step size alpha; None: 1.0 for obgd, 1e-3 for sgd, 1e-4 for adam (the last two are our choice)"""
-    gamma: float = 0.99
-    """discount"""
-    lamda: float = 0.8
-    """trace decay lambda"""
-    kappa: float = 2.0
-    """ObGD bound kappa"""
-    optimizer: str = "obgd"
-    """obgd (stream TD) | sgd (classic TD(lambda)) | adam (Adam over delta z)"""
-    hidden: tuple[int, ...] = (128, 128)
+    hidden: tuple[int, ...] | None = (128, 128)
     """hidden sizes (after the conv layer for image observations)"""
-    sparsity: float = 0.9
-    """fraction of zero incoming weights per unit at init; 0 = dense U(+-1/sqrt(fan_in)) (torch default)"""
-    layer_norm: bool = True
-    """parameter-free LayerNorm before every hidden activation"""
-    normalize_obs: bool = True
-    """online Welford observation normalisation"""
-    scale_reward: bool = True
-    """divide rewards by the running std of the discounted return"""
-    time_feature: bool = True
-    """append -0.5 + t/T to vector observations (ignored for image observations)"""
     num_chunks: int = 20
     """jitted chunks; value_error is measured per chunk, so a chunk must span whole episodes"""
+    policy: str = "cartpole"
+    """fixed behaviour policy: cartpole (push toward the pole's angular velocity; CartPole only) | random"""
+    kappa: float = 2.0
+    """ObGD bound kappa"""
 
     def __post_init__(self):
-        C.check_positive("total_timesteps", self.total_timesteps)
-        C.check_positive("num_chunks", self.num_chunks)
-        C.check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        super().__post_init__()
         C.check_choice("policy", self.policy, POLICIES)
-        if self.lr is not None:
-            C.check_positive("lr", self.lr)
-        C.check_range("gamma", self.gamma, 0.0, 1.0)
-        C.check_range("lamda", self.lamda, 0.0, 1.0)
         C.check_positive("kappa", self.kappa)
-        C.check_range("sparsity", self.sparsity, 0.0, 1.0, hi_open=True)
-        if not self.hidden or any(h <= 0 for h in self.hidden):
-            raise ValueError(f"hidden must be non-empty positive sizes, got {self.hidden!r}")
-        if self.env not in envs.registered():
-            envs.make(self.env)  # raises the unknown-env error with close matches
         if self.policy == "cartpole" and not self.env.startswith("CartPole"):
             raise ValueError(f"policy='cartpole' needs a CartPole env, got env={self.env!r}; use policy='random'")
-
-    @property
-    def steps_per_chunk(self) -> int:
-        return math.ceil(self.total_timesteps / self.num_chunks)
-
-    @property
-    def step_size(self) -> float:
-        return DEFAULT_LR[self.optimizer] if self.lr is None else self.lr
 
 
 class ValueNetwork(nn.Module):
@@ -128,11 +88,7 @@ class ValueNetwork(nn.Module):
     @nn.compact
     def __call__(self, x):
         """V(s) for ONE observation."""
-        ln = "plain" if self.layer_norm else None
-        init = sparse_init(self.sparsity)
-        if self.image:
-            x = CNN((16,), (3,), (1,), activation="leaky_relu", layer_norm=ln, kernel_init=init)(x)
-        return MLP(self.hidden, 1, "leaky_relu", ln, kernel_init=init)(x)[0]
+        return stream_body(x, self.hidden, 1, self.image, self.sparsity, self.layer_norm)[0]
 
 
 def mc_returns(rewards, dones, gamma: float):
@@ -165,40 +121,22 @@ class Carry(NamedTuple):
 
 def make_train(config: Config) -> Trainer:
     env, env_params = envs.make(config.env)
-    discrete = envs.is_discrete(env, env_params)
-    act_space = env.action_space(env_params)
-    obs_shape = tuple(env.observation_space(env_params).shape)
-    image = len(obs_shape) == 3
-    if not image and len(obs_shape) != 1:
-        raise ValueError(f"stream_td handles vector or HWC image observations, got shape {obs_shape}")
-    use_time = config.time_feature and not image
-    time_limit = float(env_params.max_steps_in_episode)
-    net = ValueNetwork(tuple(config.hidden), image, config.sparsity, config.layer_norm)
-    tx = make_trace_optimizer(config.optimizer, config.step_size, config.gamma, config.lamda, config.kappa)
+    spec = envs.spec(config.env)
+    net = ValueNetwork(config.hidden_for(spec), spec.image, config.sparsity, config.layer_norm)
+    tx = make_trace_optimizer(config.optimizer, config.step_size, config.gamma, config.trace_lambda, config.kappa)
+    pipe = ObsPipeline.of(config, spec)
 
     def policy(raw_obs, key):
         if config.policy == "cartpole":
             return (raw_obs[3] > 0).astype(jnp.int32)
-        if discrete:
-            return jax.random.randint(key, (), 0, act_space.n)
-        low = jnp.asarray(act_space.low, jnp.float32)
-        high = jnp.asarray(act_space.high, jnp.float32)
-        return jax.random.uniform(key, act_space.shape, jnp.float32, low, high)
-
-    def process(rms, raw, t):
-        x = rms_normalize(rms, raw) if config.normalize_obs else raw.astype(jnp.float32)
-        if use_time:
-            x = jnp.concatenate([x, jnp.array([-0.5 + t / time_limit], jnp.float32)])
-        return x
-
-    def observe(rms, raw):
-        return rms_update(rms, raw.astype(jnp.float32)) if config.normalize_obs else rms
+        if spec.discrete:
+            return jax.random.randint(key, (), 0, spec.action_dim)
+        return jax.random.uniform(key, spec.action_shape, jnp.float32, spec.low(), spec.high())
 
     def init(key) -> Carry:
         k_net, k_env, key = jax.random.split(key, 3)
         raw, env_state = env.reset(k_env, env_params)
-        obs_rms = observe(rms_init(obs_shape), raw)
-        obs = process(obs_rms, raw, 0.0)
+        obs_rms, obs = pipe.reset(raw)
         params = net.init(k_net, obs)
         return Carry(params, tx.init(params), env_state, obs, raw, obs_rms, reward_scaler_init(), key,
                      jnp.int32(0))
@@ -212,11 +150,7 @@ def make_train(config: Config) -> Trainer:
         scaler, reward = carry.rew_scaler, raw_reward
         if config.scale_reward:
             scaler, reward = reward_scale(scaler, raw_reward, done, config.gamma)
-        rms = observe(carry.obs_rms, info["final_observation"])
-        s_prime = process(rms, info["final_observation"], info["episode_length"].astype(jnp.float32))
-        rms_reset = observe(rms, raw_next)
-        rms = jax.tree.map(lambda a, b: jnp.where(done, a, b), rms_reset, rms)
-        next_obs = jnp.where(done, process(rms, raw_next, 0.0), s_prime)
+        rms, s_prime, next_obs = pipe.after_step(carry.obs_rms, info, raw_next, done)
 
         v_s, grads = jax.value_and_grad(net.apply)(carry.params, carry.obs)
         v_next = net.apply(carry.params, s_prime)
@@ -225,7 +159,7 @@ def make_train(config: Config) -> Trainer:
         sigma = jnp.sqrt(rms_var(scaler.rms) + 1e-8) if config.scale_reward else jnp.float32(1.0)
         new = Carry(optax.apply_updates(carry.params, updates), opt_state, env_state, next_obs, raw_next, rms,
                     scaler, key, carry.env_steps + 1)
-        stats = (info["episode_return"] * done, done, raw_reward, sigma * v_s, jnp.abs(delta))
+        stats = (info["episode_return"], done, raw_reward, sigma * v_s, jnp.abs(delta))
         return new, stats
 
     def update(carry: Carry):
@@ -233,10 +167,8 @@ def make_train(config: Config) -> Trainer:
         g, valid = mc_returns(raw_reward, done, config.gamma)
         n_valid = valid.sum()
         sq_err = jnp.where(valid, (v_raw - g) ** 2, 0.0).sum()
-        n = done.sum()
         metrics = {
-            "return": jnp.where(n > 0, ret.sum() / jnp.maximum(n, 1), jnp.nan),
-            "episodes": n,
+            **episode_metrics(ret, done),
             "env_steps": carry.env_steps,
             "td_error": abs_delta.mean(),
             "value_error": jnp.where(n_valid > 0, sq_err / jnp.maximum(n_valid, 1), jnp.nan),

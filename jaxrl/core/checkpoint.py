@@ -272,8 +272,6 @@ def load(path: str, expected: dict | None = None) -> tuple[dict, list[np.ndarray
     meta = verify(path)
     if expected is not None:
         check_compatible(path, meta, expected)
-    import orbax.checkpoint as ocp
-
     try:
         tree = _checkpointer().restore(os.path.abspath(os.path.join(path, "state")))
     except Exception as e:  # noqa: BLE001 - anything orbax raises means the same to the user

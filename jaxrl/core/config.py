@@ -3,7 +3,7 @@
 Every algorithm keeps its hyperparameters in a `@dataclass(frozen=True) class Config` and checks
 them in `__post_init__` with the `check_*` helpers below, so bad input fails in Python, before
 anything is traced. The checks skip JAX tracers, so a sweep may pass already-validated numeric
-fields as traced arrays (see `jaxrl.core.run`).
+fields as traced arrays (see `jaxrl.core.sweep`).
 """
 from __future__ import annotations
 
@@ -16,13 +16,14 @@ from typing import Any, Iterable
 import jax
 
 
-def _traced(value) -> bool:
+def traced(value) -> bool:
+    """True for a JAX tracer (a field that run_many passes traced, already checked concretely)."""
     return isinstance(value, jax.core.Tracer)
 
 
 def check_positive(name: str, value, *, allow_zero: bool = False) -> None:
     """Raise ValueError unless `value` > 0 (or >= 0 with `allow_zero`)."""
-    if _traced(value):
+    if traced(value):
         return
     if value is None or not isinstance(value, (int, float)) or math.isnan(value) or (
         value < 0 if allow_zero else value <= 0
@@ -33,7 +34,7 @@ def check_positive(name: str, value, *, allow_zero: bool = False) -> None:
 
 def check_range(name: str, value, lo: float, hi: float, *, lo_open=False, hi_open=False) -> None:
     """Raise ValueError unless `value` lies in the interval lo..hi (closed unless *_open)."""
-    if _traced(value):
+    if traced(value):
         return
     ok = isinstance(value, (int, float)) and not math.isnan(value)
     ok = ok and (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import sys
 from typing import Sequence
 

@@ -59,16 +59,16 @@ class TraceAdamState(NamedTuple):
     count: jax.Array  # int32 Adam step counter
 
 
-def _check(lr, gamma, lamda, kappa=None):
+def _check(lr, gamma, lambda_, kappa=None):
     check_positive("lr", lr)
     check_range("gamma", gamma, 0.0, 1.0)
-    check_range("lamda", lamda, 0.0, 1.0)
+    check_range("lambda_", lambda_, 0.0, 1.0)
     if kappa is not None:
         check_positive("kappa", kappa)
 
 
-def _decay_add(trace, grads, gamma, lamda):
-    return jax.tree.map(lambda z, g: gamma * lamda * z + g, trace, grads)
+def _decay_add(trace, grads, gamma, lambda_):
+    return jax.tree.map(lambda z, g: gamma * lambda_ * z + g, trace, grads)
 
 
 def _maybe_reset(tree, reset):
@@ -99,15 +99,15 @@ def obgd_step_size(trace, delta, lr, kappa) -> jax.Array:
     return lr / jnp.maximum(m, 1.0)
 
 
-def obgd(lr: float = 1.0, gamma: float = 0.99, lamda: float = 0.8, kappa: float = 2.0) -> TraceTransformation:
+def obgd(lr: float = 1.0, gamma: float = 0.99, lambda_: float = 0.8, kappa: float = 2.0) -> TraceTransformation:
     """Overshooting-bounded gradient descent over eligibility traces (see module docstring)."""
-    _check(lr, gamma, lamda, kappa)
+    _check(lr, gamma, lambda_, kappa)
 
     def init(params):
         return TraceState(_zeros_like(params))
 
     def update(grads, state, delta, reset):
-        trace = _decay_add(state.trace, grads, gamma, lamda)
+        trace = _decay_add(state.trace, grads, gamma, lambda_)
         step = obgd_step_size(trace, delta, lr, kappa)
         updates = jax.tree.map(lambda z: step * delta * z, trace)
         return updates, TraceState(_maybe_reset(trace, reset))
@@ -115,25 +115,25 @@ def obgd(lr: float = 1.0, gamma: float = 0.99, lamda: float = 0.8, kappa: float 
     return TraceTransformation(init, update)
 
 
-def trace_sgd(lr: float, gamma: float = 0.99, lamda: float = 0.8) -> TraceTransformation:
+def trace_sgd(lr: float, gamma: float = 0.99, lambda_: float = 0.8) -> TraceTransformation:
     """Classic TD(lambda)-style update theta <- theta + alpha delta z (no step-size bound)."""
-    _check(lr, gamma, lamda)
+    _check(lr, gamma, lambda_)
 
     def init(params):
         return TraceState(_zeros_like(params))
 
     def update(grads, state, delta, reset):
-        trace = _decay_add(state.trace, grads, gamma, lamda)
+        trace = _decay_add(state.trace, grads, gamma, lambda_)
         updates = jax.tree.map(lambda z: lr * delta * z, trace)
         return updates, TraceState(_maybe_reset(trace, reset))
 
     return TraceTransformation(init, update)
 
 
-def trace_adam(lr: float, gamma: float = 0.99, lamda: float = 0.8, b1: float = 0.9, b2: float = 0.999,
+def trace_adam(lr: float, gamma: float = 0.99, lambda_: float = 0.8, b1: float = 0.9, b2: float = 0.999,
                eps: float = 1e-8) -> TraceTransformation:
     """Adam whose per-step 'gradient' is the ascent direction delta * z."""
-    _check(lr, gamma, lamda)
+    _check(lr, gamma, lambda_)
     check_range("b1", b1, 0.0, 1.0, hi_open=True)
     check_range("b2", b2, 0.0, 1.0, hi_open=True)
     check_positive("eps", eps)
@@ -142,7 +142,7 @@ def trace_adam(lr: float, gamma: float = 0.99, lamda: float = 0.8, b1: float = 0
         return TraceAdamState(_zeros_like(params), _zeros_like(params), _zeros_like(params), jnp.int32(0))
 
     def update(grads, state, delta, reset):
-        trace = _decay_add(state.trace, grads, gamma, lamda)
+        trace = _decay_add(state.trace, grads, gamma, lambda_)
         count = state.count + 1
         mu = jax.tree.map(lambda m, z: b1 * m + (1 - b1) * delta * z, state.mu, trace)
         nu = jax.tree.map(lambda v, z: b2 * v + (1 - b2) * (delta * z) ** 2, state.nu, trace)
@@ -154,12 +154,12 @@ def trace_adam(lr: float, gamma: float = 0.99, lamda: float = 0.8, b1: float = 0
     return TraceTransformation(init, update)
 
 
-def make_trace_optimizer(name: str, lr: float, gamma: float, lamda: float, kappa: float) -> TraceTransformation:
+def make_trace_optimizer(name: str, lr: float, gamma: float, lambda_: float, kappa: float) -> TraceTransformation:
     """`name` in OPTIMIZERS; kappa is used by "obgd" only."""
     if name == "obgd":
-        return obgd(lr, gamma, lamda, kappa)
+        return obgd(lr, gamma, lambda_, kappa)
     if name == "sgd":
-        return trace_sgd(lr, gamma, lamda)
+        return trace_sgd(lr, gamma, lambda_)
     if name == "adam":
-        return trace_adam(lr, gamma, lamda)
+        return trace_adam(lr, gamma, lambda_)
     raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {name!r}")

@@ -11,11 +11,11 @@ import jax
 import jax.numpy as jnp
 
 
-def gae(rewards, values, next_values, terminated, done, gamma: float, lam: float):
+def gae(rewards, values, next_values, terminated, done, gamma: float, lambda_: float):
     """Generalised advantage estimation (Schulman et al. 2016, Eq. 16).
 
     delta_t = r_t + gamma (1 - term_t) V(s'_t) - V(s_t)
-    A_t     = delta_t + gamma lam (1 - done_t) A_{t+1}
+    A_t     = delta_t + gamma lambda_ (1 - done_t) A_{t+1}
     Returns (advantages, value targets = advantages + values).
     """
     not_term = 1.0 - terminated.astype(jnp.float32)
@@ -24,28 +24,28 @@ def gae(rewards, values, next_values, terminated, done, gamma: float, lam: float
 
     def step(adv_next, xs):
         delta, nd = xs
-        adv = delta + gamma * lam * nd * adv_next
+        adv = delta + gamma * lambda_ * nd * adv_next
         return adv, adv
 
     _, adv = jax.lax.scan(step, jnp.zeros_like(deltas[0]), (deltas, not_done), reverse=True)
     return adv, adv + values
 
 
-def lambda_returns(rewards, next_values, terminated, done, gamma: float, lam: float):
+def lambda_returns(rewards, next_values, terminated, done, gamma: float, lambda_: float):
     """TD(lambda) returns (Sutton & Barto 2018, Eq. 12.18, recursive form).
 
-    G_t = r_t + gamma (1 - term_t) [(1 - lam_t) V(s'_t) + lam_t G_{t+1}],  lam_t = lam (1 - done_t)
+    G_t = r_t + gamma (1 - term_t) [(1 - lambda_t) V(s'_t) + lambda_t G_{t+1}],  lambda_t = lambda_ (1 - done_t)
     with G_T bootstrapped from V(s'_{T-1}).
     """
     not_term = 1.0 - terminated.astype(jnp.float32)
-    lam_t = lam * (1.0 - done.astype(jnp.float32))
+    lambda_t = lambda_ * (1.0 - done.astype(jnp.float32))
 
     def step(g_next, xs):
         r, v_next, nt, lt = xs
         g = r + gamma * nt * ((1.0 - lt) * v_next + lt * g_next)
         return g, g
 
-    _, g = jax.lax.scan(step, next_values[-1], (rewards, next_values, not_term, lam_t), reverse=True)
+    _, g = jax.lax.scan(step, next_values[-1], (rewards, next_values, not_term, lambda_t), reverse=True)
     return g
 
 

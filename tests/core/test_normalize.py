@@ -1,15 +1,11 @@
 """The running normalisers (jaxrl.core.normalize) against numpy loops."""
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrl.core import config as C
-from jaxrl.core.buffer import buffer_add, buffer_init, buffer_sample
 from jaxrl.core.normalize import (
     reward_scale, reward_scaler_init, rms_init, rms_normalize, rms_update, rms_update_batch, rms_var,
 )
-from jaxrl.core.returns import gae, lambda_returns, nstep_returns
 
 f32 = lambda x: jnp.asarray(x, jnp.float32)
 

@@ -1,5 +1,4 @@
 """ObGD and the trace optimisers (jaxrl.core.optim) against hand-computed values."""
-import math
 
 import jax
 import jax.numpy as jnp
@@ -7,15 +6,13 @@ import numpy as np
 import optax
 import pytest
 
-from jaxrl.core.nets import CNN, MLP, sparse_init
-from jaxrl.core.normalize import rms_init, rms_normalize, rms_update, rms_var, reward_scale, reward_scaler_init
 from jaxrl.core.optim import (
     TraceState, l1_norm, make_trace_optimizer, obgd, obgd_step_size, trace_adam, trace_sgd,
 )
 
 pytestmark = pytest.mark.timeout(120)
 
-# A hand-built two-leaf example. gamma * lamda = 0.9 * 0.5 = 0.45.
+# A hand-built two-leaf example. gamma * lambda_ = 0.9 * 0.5 = 0.45.
 E0 = {"a": jnp.array([0.1, 0.2]), "b": jnp.array([[-0.3]])}
 G = {"a": jnp.array([0.5, -1.0]), "b": jnp.array([[2.0]])}
 # z = 0.45 * E0 + G = a: [0.045 + 0.5, 0.09 - 1.0] = [0.545, -0.91]; b: [[-0.135 + 2.0]] = [[1.865]]
@@ -30,7 +27,7 @@ def _close(tree, expected, **kw):
 
 def test_obgd_bound_active():
     # alpha = 1, kappa = 2, delta = 0.5 -> delta_bar = max(0.5, 1) = 1;  M = 1 * 2 * 1 * 3.32 = 6.64 > 1
-    opt = obgd(lr=1.0, gamma=0.9, lamda=0.5, kappa=2.0)
+    opt = obgd(lr=1.0, gamma=0.9, lambda_=0.5, kappa=2.0)
     updates, state = opt.update(G, TraceState(E0), 0.5, False)
     step = 1.0 / 6.64
     _close(updates, {k: step * 0.5 * v for k, v in Z.items()})
@@ -40,14 +37,14 @@ def test_obgd_bound_active():
 
 def test_obgd_bound_active_large_delta():
     # delta = -3 -> delta_bar = 3;  M = 0.5 * 1.5 * 3 * 3.32 = 7.47;  step = 0.5 / 7.47
-    opt = obgd(lr=0.5, gamma=0.9, lamda=0.5, kappa=1.5)
+    opt = obgd(lr=0.5, gamma=0.9, lambda_=0.5, kappa=1.5)
     updates, _ = opt.update(G, TraceState(E0), -3.0, False)
     _close(updates, {k: (0.5 / 7.47) * -3.0 * v for k, v in Z.items()})
 
 
 def test_obgd_bound_inactive():
     # alpha = 0.1, kappa = 1, delta = 0.5: M = 0.1 * 1 * 1 * 3.32 = 0.332 <= 1 -> step = alpha = 0.1
-    opt = obgd(lr=0.1, gamma=0.9, lamda=0.5, kappa=1.0)
+    opt = obgd(lr=0.1, gamma=0.9, lambda_=0.5, kappa=1.0)
     updates, _ = opt.update(G, TraceState(E0), 0.5, False)
     _close(updates, {k: 0.1 * 0.5 * v for k, v in Z.items()})
     assert float(obgd_step_size(Z, 0.5, 0.1, 1.0)) == pytest.approx(0.1)
@@ -55,7 +52,7 @@ def test_obgd_bound_inactive():
 
 
 def test_trace_decay_and_reset_after_update():
-    opt = obgd(lr=0.1, gamma=0.9, lamda=0.5, kappa=1.0)
+    opt = obgd(lr=0.1, gamma=0.9, lambda_=0.5, kappa=1.0)
     # reset=True: this step's update still uses the full trace, then the trace is zeroed
     updates, state = opt.update(G, TraceState(E0), 0.5, True)
     _close(updates, {k: 0.1 * 0.5 * v for k, v in Z.items()})
@@ -63,7 +60,7 @@ def test_trace_decay_and_reset_after_update():
     # next step starts from zero: z = G
     _, state = opt.update(G, state, 0.5, False)
     _close(state.trace, {k: np.asarray(v) for k, v in G.items()})
-    # and decays by gamma * lamda = 0.45 the step after: z = 0.45 G + G = 1.45 G
+    # and decays by gamma * lambda_ = 0.45 the step after: z = 0.45 G + G = 1.45 G
     _, state = opt.update(G, state, 0.5, jnp.array(False))
     _close(state.trace, {k: 1.45 * np.asarray(v) for k, v in G.items()})
     # reset as a traced boolean inside jit
@@ -79,7 +76,7 @@ def test_init_zeros_like_params():
 
 def test_trace_sgd_has_no_bound():
     # the same example as the bound-active ObGD case, but step = alpha = 1 regardless of M
-    opt = trace_sgd(lr=1.0, gamma=0.9, lamda=0.5)
+    opt = trace_sgd(lr=1.0, gamma=0.9, lambda_=0.5)
     updates, state = opt.update(G, TraceState(E0), 0.5, True)
     _close(updates, {k: 1.0 * 0.5 * v for k, v in Z.items()})
     assert float(l1_norm(state.trace)) == 0.0
@@ -88,7 +85,7 @@ def test_trace_sgd_has_no_bound():
 def test_trace_adam_is_adam_over_delta_z():
     """Adam over traces == optax.adam fed with the descent gradient -delta * z, step by step."""
     lr, gl = 0.01, 0.45
-    opt = trace_adam(lr=lr, gamma=0.9, lamda=0.5)
+    opt = trace_adam(lr=lr, gamma=0.9, lambda_=0.5)
     ref = optax.adam(lr, b1=0.9, b2=0.999, eps=1e-8)
     params = {"a": jnp.array([1.0, -2.0]), "b": jnp.array([[0.5]])}
     state, ref_state = opt.init(params), ref.init(params)
@@ -109,24 +106,16 @@ def test_trace_adam_is_adam_over_delta_z():
     [
         (lambda: obgd(kappa=0.0), "kappa"),
         (lambda: obgd(kappa=-1.0), "kappa"),
-        (lambda: obgd(lamda=1.5), "lamda"),
-        (lambda: obgd(lamda=-0.1), "lamda"),
+        (lambda: obgd(lambda_=1.5), "lambda_"),
+        (lambda: obgd(lambda_=-0.1), "lambda_"),
         (lambda: obgd(lr=0.0), "lr"),
         (lambda: obgd(lr=-1.0), "lr"),
         (lambda: obgd(gamma=1.1), "gamma"),
         (lambda: trace_sgd(lr=0.0), "lr"),
-        (lambda: trace_adam(lr=1e-3, lamda=2.0), "lamda"),
+        (lambda: trace_adam(lr=1e-3, lambda_=2.0), "lambda_"),
         (lambda: make_trace_optimizer("rmsprop", 1.0, 0.99, 0.8, 2.0), "optimizer"),
     ],
 )
 def test_bad_hyperparameters(make, field):
     with pytest.raises(ValueError, match=field):
         make()
-
-
-# ---------------------------------------------------------------- sparse init
-
-
-def _zeros_per_output(kernel):
-    k = np.asarray(kernel).reshape(-1, kernel.shape[-1])  # (fan_in, fan_out)
-    return (k == 0).sum(axis=0), k.shape[0]

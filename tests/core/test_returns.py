@@ -1,14 +1,8 @@
 """GAE, lambda- and n-step returns (jaxrl.core.returns) against hand-computed values."""
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrl.core import config as C
-from jaxrl.core.buffer import buffer_add, buffer_init, buffer_sample
-from jaxrl.core.normalize import (
-    reward_scale, reward_scaler_init, rms_init, rms_normalize, rms_update, rms_update_batch, rms_var,
-)
 from jaxrl.core.returns import gae, lambda_returns, nstep_returns
 
 f32 = lambda x: jnp.asarray(x, jnp.float32)
@@ -16,7 +10,7 @@ f32 = lambda x: jnp.asarray(x, jnp.float32)
 
 # ---------------------------------------------------------------- GAE / returns
 def test_gae_hand_computed_terminal():
-    # gamma .9, lam .8: deltas = [1+.9*.4-.5, 1+.9*.3-.4, 1-.3] = [.86, .87, .7]
+    # gamma .9, lambda_ .8: deltas = [1+.9*.4-.5, 1+.9*.3-.4, 1-.3] = [.86, .87, .7]
     # A2 = .7; A1 = .87 + .72*.7 = 1.374; A0 = .86 + .72*1.374 = 1.84928
     adv, ret = gae(f32([1, 1, 1]), f32([.5, .4, .3]), f32([.4, .3, .2]),
                    f32([0, 0, 1]), f32([0, 0, 1]), 0.9, 0.8)
@@ -44,7 +38,7 @@ def test_lambda_returns_equal_gae_plus_values_and_mc_at_lambda_one():
     _, targets = gae(r, v, v_next, term, done, 0.97, 0.9)
     g = lambda_returns(r, v_next, term, done, 0.97, 0.9)
     np.testing.assert_allclose(g, targets, rtol=1e-5, atol=1e-5)
-    # lam = 1, gamma = 1, one terminal episode: Monte-Carlo returns [6, 5, 3]
+    # lambda_ = 1, gamma = 1, one terminal episode: Monte-Carlo returns [6, 5, 3]
     g = lambda_returns(f32([1, 2, 3]), f32([9, 9, 9]), f32([0, 0, 1]), f32([0, 0, 1]), 1.0, 1.0)
     np.testing.assert_allclose(g, [6, 5, 3])
 
