@@ -59,7 +59,7 @@ from jaxrl.core import config as C
 from jaxrl.core.buffer import Buffer, buffer_add, buffer_init, buffer_sample
 from jaxrl.core.explore import epsilon_schedule
 from jaxrl.core.nets import CNN, MLP
-from jaxrl.core.train import Trainer
+from jaxrl.core.train import Trainer, episode_metrics
 
 LOSSES = ("mse", "huber")
 
@@ -180,26 +180,10 @@ class Config:
 
 def _check_env(name: str) -> None:
     """Unknown env -> envs.make's error; continuous actions or odd observations -> ValueError."""
-    if name not in envs.registered():
-        envs.make(name)  # raises the unknown-env error with close matches
-    if name.startswith("brax/"):
-        space = "Box"  # every brax env has continuous actions; skip the heavy brax import
-    else:
-        env, params = envs.make(name, episode_stats=False)
-        space = type(env.action_space(params)).__name__
-        if envs.is_discrete(env, params):
-            ndim = len(env.observation_space(params).shape)
-            if ndim not in (1, 3):
-                raise ValueError(
-                    f"dqn needs vector (1-D) or HWC image (3-D) observations; env {name!r} has "
-                    f"{ndim}-D observations of shape {env.observation_space(params).shape}"
-                )
-            return
-    raise ValueError(
-        f"dqn needs a discrete action space; env {name!r} has {space} actions. Use a "
-        "discrete-action env (e.g. CartPole-v1, Acrobot-v1, MountainCar-v0, Breakout-MinAtar) or "
-        "an algorithm for continuous actions (e.g. jaxrl.algos.ppo)"
-    )
+    envs.spec(name).require(
+        "dqn", discrete=True, obs_ndim=(1, 3),
+        hint="Use a discrete-action env (e.g. CartPole-v1, Acrobot-v1, MountainCar-v0, Breakout-MinAtar) or an "
+             "algorithm for continuous actions (e.g. jaxrl.algos.ppo, jaxrl.algos.sac)")
 
 
 # ----------------------------------------------------------------------------- pure pieces
@@ -260,12 +244,10 @@ class QNetwork(nn.Module):
         return MLP(self.hidden, self.action_dim, self.activation, kernel_init=init)(x)
 
 
-def _network(config: Config, env, env_params) -> QNetwork:
-    obs_shape = env.observation_space(env_params).shape
+def _network(config: Config, spec: envs.EnvSpec) -> QNetwork:
     return QNetwork(
-        env.action_space(env_params).n, tuple(config.hidden), config.activation,
-        tuple(config.conv_features), tuple(config.conv_kernels), tuple(config.conv_strides),
-        image=len(obs_shape) == 3,
+        spec.action_dim, tuple(config.hidden), config.activation,
+        tuple(config.conv_features), tuple(config.conv_kernels), tuple(config.conv_strides), image=spec.image,
     )
 
 
@@ -293,9 +275,9 @@ class Carry(NamedTuple):
 
 def make_train(config: Config) -> Trainer:
     env, env_params = envs.make(config.env)
-    net = _network(config, env, env_params)
-    num_actions = net.action_dim
-    obs_shape = env.observation_space(env_params).shape
+    spec = envs.spec(config.env)
+    net = _network(config, spec)
+    num_actions, obs_shape = spec.action_dim, spec.obs_shape
     eps_duration = config.exploration_fraction * config.total_timesteps
     iters = config.iters_per_chunk * config.num_chunks
     lr = optax.linear_schedule(config.lr, 0.0, iters * config.grads_per_iter) if config.anneal_lr else config.lr
@@ -329,8 +311,7 @@ def make_train(config: Config) -> Trainer:
         t = Transition(carry.obs, action, reward.astype(jnp.float32),
                        info["final_observation"], term)
         buf = buffer_add(carry.buffer, t)
-        done = info["episode_done"]
-        stats = ((info["episode_return"] * done).sum(), done.astype(jnp.float32).sum(), eps)
+        stats = (info["episode_return"], info["episode_done"], eps)
         carry = carry._replace(buffer=buf, env_state=env_state, obs=next_obs, key=key,
                                env_steps=carry.env_steps + config.num_envs)
         return carry, stats
@@ -373,19 +354,17 @@ def make_train(config: Config) -> Trainer:
         carry = carry._replace(
             train_state=ts, target_params=target, key=key,
             grad_steps=carry.grad_steps + learn * config.grads_per_iter)
-        ret_sum, n_done, eps = stats
-        return carry, (ret_sum.sum(), n_done.sum(), eps[-1], loss, q_mean, learn)
+        returns, done, eps = stats
+        return carry, (returns, done, eps[-1], loss, q_mean, learn)
 
     def update(carry: Carry):
-        carry, (ret_sum, n_done, eps, loss, q_mean, learn) = jax.lax.scan(
+        carry, (returns, done, eps, loss, q_mean, learn) = jax.lax.scan(
             iteration, carry, None, config.iters_per_chunk)
-        n = n_done.sum()
         n_learn = learn.astype(jnp.float32).sum()
         mean_learn = lambda x: (x * learn).sum() / jnp.maximum(n_learn, 1.0)  # 0 before learning
         metrics = {
             "env_steps": carry.env_steps,
-            "return": jnp.where(n > 0, ret_sum.sum() / jnp.maximum(n, 1.0), jnp.nan),
-            "episodes": n,
+            **episode_metrics(returns, done),
             "loss": mean_learn(loss),
             "q_mean": mean_learn(q_mean),
             "epsilon": eps[-1],
@@ -398,8 +377,7 @@ def make_train(config: Config) -> Trainer:
 
 def make_policy(config: Config, carry: Carry):
     """Greedy `act(obs, key) -> action` for one observation, from a (single-seed) carry."""
-    env, env_params = envs.make(config.env)
-    net = _network(config, env, env_params)
+    net = _network(config, envs.spec(config.env))
 
     def act(obs, key):
         del key  # greedy

@@ -35,7 +35,6 @@ import distrax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax.training.train_state import TrainState
 
@@ -46,7 +45,7 @@ from jaxrl.core.normalize import (
     rms_init, rms_normalize, rms_update_batch, reward_scale, reward_scaler_init,
 )
 from jaxrl.core.returns import gae
-from jaxrl.core.train import Trainer
+from jaxrl.core.train import Trainer, episode_metrics
 
 
 @dataclass(frozen=True)
@@ -110,8 +109,7 @@ class Config:
             raise ValueError(f"hidden must be non-empty positive sizes, got {self.hidden!r}")
         C.check_divides("num_minibatches", self.num_minibatches, "num_envs * num_steps",
                         self.num_envs * self.num_steps)
-        if self.env not in envs.registered():
-            envs.make(self.env)  # raises the unknown-env error with close matches
+        envs.spec(self.env)  # an unknown env raises, naming close matches
 
     @property
     def batch_size(self) -> int:
@@ -159,6 +157,10 @@ class ActorCritic(nn.Module):
         return distrax.MultivariateNormalDiag(out, jnp.exp(self.log_std)), value
 
 
+def _network(config: Config, spec: envs.EnvSpec) -> ActorCritic:
+    return ActorCritic(spec.action_dim, spec.discrete, tuple(config.hidden), config.activation, len(spec.obs_shape))
+
+
 class Transition(NamedTuple):
     obs: jax.Array
     action: jax.Array
@@ -191,11 +193,9 @@ class Carry(NamedTuple):
 
 def make_train(config: Config) -> Trainer:
     env, env_params = envs.make(config.env)
-    discrete = envs.is_discrete(env, env_params)
-    act_space = env.action_space(env_params)
-    action_dim = act_space.n if discrete else int(np.prod(act_space.shape))
-    obs_shape = env.observation_space(env_params).shape
-    net = ActorCritic(action_dim, discrete, tuple(config.hidden), config.activation, len(obs_shape))
+    spec = envs.spec(config.env)
+    discrete, action_dim, obs_shape = spec.discrete, spec.action_dim, spec.obs_shape
+    net = _network(config, spec)
     num_updates = config.updates_per_chunk * config.num_chunks
     grad_steps = num_updates * config.update_epochs * config.num_minibatches
 
@@ -228,7 +228,7 @@ def make_train(config: Config) -> Trainer:
         else:  # a sample of N(mean, diag(std^2)) as mean + std * standard normal noise
             action = pi.loc + pi.scale_diag * noise
         log_prob = pi.log_prob(action)
-        env_action = action if discrete else jnp.clip(action, act_space.low, act_space.high)
+        env_action = action if discrete else jnp.clip(action, spec.low(), spec.high())
         next_obs, env_state, reward, term, trunc, info = venv.step(env_keys, env_state, env_action, env_params)
         done = jnp.logical_or(term, trunc)
         if config.normalize_obs:
@@ -237,7 +237,7 @@ def make_train(config: Config) -> Trainer:
             scaler, reward = reward_scale(scaler, reward, done, config.gamma)
         t = Transition(norm(obs_rms, obs), action, log_prob, value,
                        norm(obs_rms, info["final_observation"]), reward.astype(jnp.float32), term, done)
-        stats = (info["episode_return"] * done, done.astype(jnp.float32))
+        stats = (info["episode_return"], done)
         return Carry(ts, env_state, next_obs, obs_rms, scaler, key, steps + config.num_envs), (t, stats)
 
     def loss_fn(params, batch: Batch, adv, targets):
@@ -289,16 +289,12 @@ def make_train(config: Config) -> Trainer:
         (ts, *_), aux = jax.lax.scan(update_epoch, (carry.train_state, batch, adv, targets, k_epochs),
                                      None, config.update_epochs)
         aux = jax.tree.map(lambda x: x[-1].mean(), aux)  # last epoch, mean over minibatches
-        ep = (stats[0].sum(), stats[1].sum())
-        return carry._replace(train_state=ts, key=key), (aux, ep)
+        return carry._replace(train_state=ts, key=key), (aux, stats)
 
     def update(carry: Carry):
-        carry, (aux, (ret_sum, n_done)) = jax.lax.scan(update_step, carry, None, config.updates_per_chunk)
-        n = n_done.sum()
+        carry, (aux, (returns, done)) = jax.lax.scan(update_step, carry, None, config.updates_per_chunk)
         metrics = {k: v[-1] for k, v in aux.items()}
-        metrics["return"] = jnp.where(n > 0, ret_sum.sum() / jnp.maximum(n, 1.0), jnp.nan)
-        metrics["episodes"] = n
-        metrics["env_steps"] = carry.env_steps
+        metrics.update(episode_metrics(returns, done), env_steps=carry.env_steps)
         return carry, metrics
 
     return Trainer(init, update, config.num_chunks)
@@ -306,17 +302,14 @@ def make_train(config: Config) -> Trainer:
 
 def make_policy(config: Config, carry: Carry, deterministic: bool = True):
     """`act(obs, key) -> action` for one observation, from a (single-seed) carry."""
-    env, env_params = envs.make(config.env)
-    discrete = envs.is_discrete(env, env_params)
-    space = env.action_space(env_params)
-    act_dim = space.n if discrete else int(np.prod(space.shape))
-    net = ActorCritic(act_dim, discrete, tuple(config.hidden), config.activation, len(env.observation_space(env_params).shape))
+    spec = envs.spec(config.env)
+    net = _network(config, spec)
 
     def act(obs, key):
         obs = rms_normalize(carry.obs_rms, obs) if config.normalize_obs else obs
         pi, _ = net.apply(carry.train_state.params, obs[None])
         a = (pi.mode() if deterministic else pi.sample(seed=key))[0]
-        return a if discrete else jnp.clip(a, space.low, space.high)
+        return a if spec.discrete else jnp.clip(a, spec.low(), spec.high())
 
     return act
 

@@ -59,8 +59,8 @@ def test_update_target_hard_polyak_and_skip():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"env": "Pendulum-v1"}, "dqn needs a discrete action space; env 'Pendulum-v1' has Box actions"),
-        ({"env": "brax/hopper"}, "dqn needs a discrete action space; env 'brax/hopper' has Box actions"),
+        ({"env": "Pendulum-v1"}, "dqn needs discrete actions; env 'Pendulum-v1' has continuous actions. Use a discrete-action env"),
+        ({"env": "brax/hopper"}, "dqn needs discrete actions; env 'brax/hopper' has continuous actions"),
         ({"env": "CartPole-v9"}, "unknown env 'CartPole-v9'"),
         ({"batch_size": 256, "buffer_size": 100}, "batch_size=256 must be <= buffer_size=100"),
         ({"num_envs": 0}, "num_envs must be > 0"),
