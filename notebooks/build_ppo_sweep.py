@@ -50,6 +50,24 @@ for name, (point, lo, hi) in agg["PPO"].items():
     print(f"{name}: {point:.3f}  [{lo:.3f}, {hi:.3f}]")
 plot.plot_aggregate(agg, path="ppo_sweep_aggregate.png")
 display(Image("ppo_sweep_aggregate.png"))"""),
+    new_markdown_cell("""## A learning-rate sweep in one program
+`run_many` runs configs that differ only in numeric fields (here the learning rate) as one vmapped
+program over (learning rate, seed): one compile for the whole grid. Final return per learning rate,
+mean and 95% bootstrap CI over seeds."""),
+    new_code_cell("""import dataclasses
+from jaxrl.core.sweep import run_many
+
+lrs = [1e-4, 2.5e-4, 1e-3]
+sweep = run_many(ppo.make_train, [dataclasses.replace(config, lr=lr) for lr in lrs],
+                 RunOptions(num_seeds=NUM_SEEDS, seed=SEED, progress=False))
+final_by_lr = sweep.final("return")  # [learning rates, seeds]
+for lr, row in zip(lrs, final_by_lr):
+    print(f"lr {lr:g}: mean final return {np.nanmean(row):.1f} over {row.size} seeds")
+curves = {f"lr={lr:g}": {"env_steps": sweep.metrics["env_steps"][:, c], "return": sweep.metrics["return"][:, c]}
+          for c, lr in enumerate(lrs)}
+plot.learning_curves(curves, x="env_steps", y="return", title="PPO, CartPole-v1: learning-rate sweep",
+                     path="ppo_lr_sweep.png")
+display(Image("ppo_lr_sweep.png"))"""),
 ]
 
 
