@@ -1,4 +1,4 @@
-"""A pure-functional circular replay buffer.
+"""A pure-functional circular replay buffer (DQN, SAC, TD3; DrQ-v2/DrM store uint8 frames in it).
 
 The buffer is a pytree: `data` mirrors one transition's pytree with a leading `capacity` axis,
 each leaf in the dtype of the example transition (uint8 pixels stay uint8). `add` writes a batch

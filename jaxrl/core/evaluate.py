@@ -1,4 +1,6 @@
-"""Evaluation: a batch of episodes run in parallel (vmapped) with a given policy, inside jit."""
+"""Evaluation: a batch of episodes run in parallel (vmapped) with a given policy, inside jit
+(SAC and TD3 in their metrics, the offline learners' normalised scores, dataset generation,
+and the tests of PPO and DQN)."""
 from __future__ import annotations
 
 from typing import Callable

@@ -1,5 +1,9 @@
 """Returns and advantages over time-major trajectories (shape [T, ...]).
 
+Users: `gae` in PPO (and the on-policy learners of the robust-RL family, RARL and QARL, when they
+run PPO); `lambda_returns` and `nstep_returns` for the off-policy and pixel learners (DrQ-v2's
+n-step targets).
+
 Terminal and truncation are kept apart: `terminated[t]` cuts bootstrapping after step t;
 `done[t]` (= terminated or truncated) cuts the recursion into step t+1, which belongs to another
 episode. `next_values[t]` is V of the observation that followed step t, which for a truncated step
