@@ -275,8 +275,10 @@ def make_train(config: Config) -> Trainer:
         # warm-up: prime the n-step window, then fill the buffer with uniform random actions
         prime = config.n_step - 1
         keys = jax.random.split(k_warm, config.warmup_steps)
-        carry, _ = jax.lax.scan(lambda c, k: env_step(c, k, random=True, write=False), carry, keys[:prime])
-        carry, _ = jax.lax.scan(lambda c, k: env_step(c, k, random=True, write=True), carry, keys[prime:])
+        if prime:
+            carry, _ = jax.lax.scan(lambda c, k: env_step(c, k, random=True, write=False), carry, keys[:prime])
+        if config.warmup_steps > prime:
+            carry, _ = jax.lax.scan(lambda c, k: env_step(c, k, random=True, write=True), carry, keys[prime:])
         return carry
 
     def env_step(carry: Carry, key, *, random: bool, write: bool = True):
