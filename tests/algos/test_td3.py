@@ -153,3 +153,14 @@ def test_td3_learns_pendulum_full():
     final = np.asarray(res.final("eval_return"))
     print("TD3 Pendulum (official nets) eval return per seed", final)
     assert final.mean() >= -250, final
+
+
+@pytest.mark.timeout(600)
+def test_runs_on_mountain_car_continuous():
+    """MountainCarContinuous-v0 (terminal at the goal, 999-step limit): a short run trains and
+    evaluates with finite numbers."""
+    cfg = Config(env="MountainCarContinuous-v0", total_timesteps=600, learning_starts=300, num_chunks=1,
+                 hidden=(8, 8), batch_size=16, buffer_size=600, eval_episodes=1)
+    _, m = jax.jit(make_train(cfg).train)(jax.random.PRNGKey(0))
+    assert int(m["env_steps"][-1]) == 600 and int(m["updates"][-1]) == 300
+    assert np.isfinite(m["critic_loss"]).all() and np.isfinite(m["eval_return"]).all()
