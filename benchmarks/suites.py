@@ -28,6 +28,7 @@ MODULE_SUITES: dict[str, list[str]] = {
     "speed": ["benchmarks.ppo_speed"],
     "scaling": ["benchmarks.device_scaling"],
     "stream-x": ["benchmarks.stream_speed", "benchmarks.stream_barrier"],
+    "offline": ["benchmarks.offline"],
 }
 
 SUITES: dict[str, Callable[..., list[dict]]] = {}
