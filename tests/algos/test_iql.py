@@ -74,11 +74,40 @@ def test_sweep_seeds_x_datasets_is_deterministic():
     and different seeds differ."""
     _, data = pendulum()
     ds = data["expert"]
-    cfg = iql.Config(total_updates=200, num_chunks=2, hidden=(16,), eval_episodes=2)
+    cfg = iql.Config(total_updates=200, num_chunks=2, hidden=(16,), eval_episodes=0)
     _, m = iql.train_sweep(cfg, [ds, ds], num_seeds=2, seed=3)
-    assert m["normalized_score"].shape == (2, 2, 2)
+    assert m["normalized_score"].shape == (2, 2, 2) and np.isnan(m["normalized_score"]).all()  # no evaluation asked
+    assert np.asarray(m["updates"])[:, :, -1].tolist() == [[200, 200], [200, 200]]
     np.testing.assert_array_equal(np.asarray(m["critic_loss"][0]), np.asarray(m["critic_loss"][1]))
     assert not np.array_equal(np.asarray(m["critic_loss"][0, 0]), np.asarray(m["critic_loss"][0, 1]))
     with pytest.raises(ValueError, match="equal shapes"):
         short = dataclasses.replace(ds, **{k: v[:-10] for k, v in ds.arrays.items()})
         iql.train_sweep(cfg, [ds, short], num_seeds=1)
+
+
+@pytest.mark.slow
+def test_d4rl_locomotion_file_trains_and_evaluates_in_brax(tmp_path):
+    """A file in D4RL's hopper layout (named as D4RL names it) trains and evaluates in brax/hopper,
+    scored with D4RL's hopper references; the CLI labels the score approximate. (slow: brax compiles.)"""
+    import h5py
+
+    from envs.datasets import load
+
+    rng = np.random.default_rng(0)
+    n = 5_000
+    path = tmp_path / "hopper_medium-v2.hdf5"
+    with h5py.File(path, "w") as f:
+        f["observations"], f["next_observations"] = rng.normal(size=(n, 11)), rng.normal(size=(n, 11))
+        f["actions"], f["rewards"] = rng.uniform(-1, 1, (n, 3)), rng.normal(size=n)
+        f["terminals"], f["timeouts"] = np.zeros(n, bool), np.arange(n) % 1000 == 999
+        f["infos/qpos"] = rng.normal(size=(n, 6))
+    ds = load(path)
+    assert ds.env == "brax/hopper" and ds.approximate_score
+    cfg = iql.Config(dataset=str(path), total_updates=200, num_chunks=1, hidden=(32,), eval_episodes=2)
+    result = run(iql.make_train(cfg), RunOptions(num_seeds=1, progress=False))
+    ret = result.final("return")[0]
+    assert np.isfinite(ret)
+    assert result.final("normalized_score")[0] == pytest.approx(100 * (ret + 20.272305) / (3234.3 + 20.272305), rel=1e-4)
+    out = iql.main(["--dataset", str(path), "--total-updates", "100", "--num-chunks", "1", "--hidden", "32",
+                    "--eval-episodes", "1", "--progress", "False"])
+    assert out.final("normalized_score").shape == (1,)
