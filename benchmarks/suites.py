@@ -30,6 +30,7 @@ MODULE_SUITES: dict[str, list[str]] = {
     "scaling": ["benchmarks.device_scaling"],
     "stream-x": ["benchmarks.stream_speed", "benchmarks.stream_barrier"],
     "generative": ["benchmarks.rlcm_vs_ddpo"],
+    "offline": ["benchmarks.offline"],
 }
 
 SUITES: dict[str, Callable[..., list[dict]]] = {}
