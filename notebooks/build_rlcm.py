@@ -36,6 +36,7 @@ from matplotlib.figure import Figure
 from jaxrl import plot
 from jaxrl.algos import rlcm
 from jaxrl.core.run import RunOptions, run
+from jaxrl.models import pretrain
 
 samples = max(64, BUDGET // STEPS // 64 * 64)
 config = rlcm.Config(reward=REWARD, num_inference_steps=STEPS, total_samples=samples, num_chunks=min(8, samples // 64))
@@ -48,8 +49,9 @@ print("reward, last chunk: ", np.round(result.final("reward"), 3))"""),
                       "pretrained model and through seed 0's fine-tuned model."),
     new_code_cell("""prompts = jnp.tile(jnp.arange(10), 4)
 key = jax.random.PRNGKey(SEED)
-before = jax.jit(rlcm.make_generate(config))(key, prompts)
-after = jax.jit(rlcm.make_generate(config, jax.tree.map(lambda x: x[0], result.carry.params)))(key, prompts)
+generate = jax.jit(lambda params, key, prompts: rlcm.make_generate(config, params)(key, prompts))  # one compile
+before = generate(pretrain.resolve(config.pretrained_hash, config.pretrain_seed).consistency, key, prompts)
+after = generate(jax.tree.map(lambda x: x[0], result.carry.params), key, prompts)
 
 def grid(images):
     rows = np.asarray(images).reshape(4, 10, 8, 8)
