@@ -5,7 +5,7 @@ import csv
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))  # benchmarks/ is not an installed package
 
 from benchmarks import offline, suites  # noqa: E402
