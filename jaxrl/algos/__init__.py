@@ -10,4 +10,8 @@ REGISTRY: dict[str, dict] = {
     "stream_ac": dict(total_timesteps=800, num_chunks=4),
     "stream_q": dict(total_timesteps=800, num_chunks=4),
     "stream_td": dict(total_timesteps=800, num_chunks=4),
+    "sac": dict(total_timesteps=800, learning_starts=200, buffer_size=1000, batch_size=32, hidden=(16, 16),
+                eval_episodes=1, num_chunks=4),
+    "td3": dict(total_timesteps=800, learning_starts=200, buffer_size=1000, batch_size=32, hidden=(16, 16),
+                eval_episodes=1, num_chunks=4),
 }

@@ -128,10 +128,10 @@ class Config:
         if self.num_envs > self.buffer_size:
             raise ValueError(f"num_envs={self.num_envs} must be <= buffer_size={self.buffer_size} "
                              "(one vectorised step writes num_envs transitions)")
-        if _concrete(self.learning_starts, self.total_timesteps) and self.learning_starts >= self.total_timesteps:
+        if C.concrete(self.learning_starts, self.total_timesteps) and self.learning_starts >= self.total_timesteps:
             raise ValueError(f"learning_starts={self.learning_starts} must be < total_timesteps="
                              f"{self.total_timesteps}, or SAC never learns")
-        if _concrete(self.log_std_min, self.log_std_max) and not self.log_std_min < self.log_std_max:
+        if C.concrete(self.log_std_min, self.log_std_max) and not self.log_std_min < self.log_std_max:
             raise ValueError(f"log_std_min={self.log_std_min} must be < log_std_max={self.log_std_max}")
         if not self.hidden or any(not isinstance(h, int) or h <= 0 for h in self.hidden):
             raise ValueError(f"hidden must be non-empty positive ints, got {self.hidden!r}")
@@ -160,10 +160,6 @@ class Config:
 # per seed, and runs fast on a CPU: smaller networks, learning after 1k steps.
 PENDULUM = dict(env="Pendulum-v1", total_timesteps=20_000, learning_starts=1_000, hidden=(64, 64),
                 actor_lr=1e-3, critic_lr=1e-3, alpha_lr=1e-3, batch_size=128, buffer_size=100_000)
-
-
-def _concrete(*values) -> bool:  # False when run_many passes a field as a tracer
-    return not any(isinstance(v, jax.core.Tracer) for v in values)
 
 
 # ----------------------------------------------------------------------------- pure pieces

@@ -16,6 +16,11 @@ from typing import Any, Iterable
 import jax
 
 
+def concrete(*values) -> bool:
+    """True when none of `values` is a tracer (a cross-field check can run)."""
+    return not any(traced(v) for v in values)
+
+
 def traced(value) -> bool:
     """True for a JAX tracer (a field that run_many passes traced, already checked concretely)."""
     return isinstance(value, jax.core.Tracer)
