@@ -1,13 +1,17 @@
 """PPO training speed: jaxrl's PPO against rejax's PPO (PyPI `rejax` 0.1.3) on CartPole-v1.
 
 Both run the PureJaxRL CartPole config (4 envs x 128 steps, 4 epochs x 4 minibatches, lr 2.5e-4,
-tanh 64x64, 500k env steps) as ONE jitted program per seed count: `jax.jit(train)` for 1 seed,
+tanh 64x64, 500k env steps) with the SAME learning-rate schedule, under each of `SCHEDULES`:
+"constant" (rejax's own) and "linear" (annealed to 0 over the run's gradient steps, PureJaxRL's and
+jaxrl's default; rejax gets it as an optax schedule in place of its learning rate), as ONE jitted
+program per (library, schedule, seed count): `jax.jit(train)` for 1 seed,
 `jax.jit(jax.vmap(train))` for N seeds. Each program is compiled once (`jit(f).lower(*args)
 .compile()`, tracing included, timed apart), then executed `repeats` times, each execution ended by
 `block_until_ready`. The two libraries take turns: every round runs each program once, jaxrl and
 rejax alternating (and swapping who goes first each round), so that a machine whose speed drifts
 (a shared host) slows both alike. Rows report the best and the median execution; `ratio` is
-jaxrl's best env-steps/s over rejax's best, `ratio_median` the same for medians. The final return
+jaxrl's best env-steps/s over rejax's best under the same schedule, `ratio_median` the same for
+medians. The final return
 is, for both, the mean return of 32 episodes per seed of the final stochastic policy, run after the
 clock stops.
 
@@ -17,10 +21,13 @@ chex/numpy versions as this interpreter, in a worker process (`benchmarks/ppo_sp
 that compiles its programs and then runs one when asked, over a pipe. Ours run in this process.
 
 Differences between the two that the timing includes: rejax keeps separate actor and critic
-networks and optimisers, a constant learning rate (ours anneals it) and element-wise gradient
-clipping (ours clips the global norm); rejax's in-training evaluation is switched off.
+networks and optimisers, and clips gradients element-wise (ours clips the global norm); rejax's
+in-training evaluation is switched off. (Measured here before the schedules were matched, at 200k
+steps: equal speed, but a final return of 382 / 373 for jaxrl (annealed) against rejax's 492 / 430
+(constant) at 1 / 16 seeds: the returns compared two schedules, not two implementations.)
 
-Run: `python -m benchmarks.ppo_speed [--total-timesteps 500000] [--seeds 1 64] [--skip-rejax]`
+Run: `python -m benchmarks.ppo_speed [--total-timesteps 500000] [--seeds 1 64] [--schedules constant linear]
+[--skip-rejax]`
 Writes `benchmarks/results/ppo_speed-<date>-<device>.json`.
 
 This module imports only the standard library, numpy, jax and `benchmarks.common` at the top, so
@@ -30,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import importlib.metadata as md
 import json
 import statistics
@@ -59,22 +67,25 @@ PUREJAXRL_CARTPOLE = dict(
     bootstrap_truncation=False,
 )
 EVAL_EPISODES = 32
+SCHEDULES = ("constant", "linear")
 SCALES = {
-    "ci": dict(total_timesteps=32_768, seeds=(1, 4), repeats=2),
-    "full": dict(total_timesteps=500_000, seeds=(1, 64), repeats=3),
+    "ci": dict(total_timesteps=32_768, seeds=(1, 4), repeats=2, schedules=("constant",)),
+    "full": dict(total_timesteps=500_000, seeds=(1, 64), repeats=3, schedules=SCHEDULES),
 }
 
 
-def jaxrl_program(total_timesteps: int, seeds: int):
-    """`(fn, args, finish)`: jaxrl's PPO training program for `seeds` seeds, and `finish(out) ->
-    (env steps per seed, final return per seed)` that evaluates the trained policies."""
+def jaxrl_program(total_timesteps: int, seeds: int, schedule: str = "constant"):
+    """`(fn, args, finish)`: jaxrl's PPO training program for `seeds` seeds under learning-rate
+    `schedule`, and `finish(out) -> (env steps per seed, final return per seed)` that evaluates the
+    trained policies."""
     import envs
     from jaxrl.algos import ppo
     from jaxrl.core.evaluate import evaluate
     from jaxrl.core.run import seed_keys
 
     # one chunk: the same number of updates as rejax, ceil(total_timesteps / 512)
-    cfg = ppo.Config(env="CartPole-v1", total_timesteps=total_timesteps, num_chunks=1, **PUREJAXRL_CARTPOLE)
+    cfg = ppo.Config(env="CartPole-v1", total_timesteps=total_timesteps, num_chunks=1,
+                     anneal_lr=schedule == "linear", **PUREJAXRL_CARTPOLE)
     fn, args = batched(ppo.make_train(cfg).train, seed_keys(0, seeds))
     env, env_params = envs.make(cfg.env)
 
@@ -129,12 +140,14 @@ def serve(runner: Runner, stdin=None, stdout=None) -> None:
 
 
 class WorkerRunner:
-    """A `Runner` in another interpreter (rejax's venv), driven over a pipe by `serve`."""
+    """A `Runner` in another interpreter (rejax's venv), driven over a pipe by `serve`: the worker
+    is `python -m <module> --total-timesteps T --seeds N... <extra>`."""
 
-    def __init__(self, python: Path, total_timesteps: int, seeds):
+    def __init__(self, python: Path, total_timesteps: int, seeds, module: str = "benchmarks.ppo_speed_rejax",
+                 extra: list[str] = ()):
         self._err = tempfile.TemporaryFile(mode="w+")
-        cmd = [str(python), "-m", "benchmarks.ppo_speed_rejax", "--total-timesteps", str(total_timesteps),
-               "--seeds", *map(str, seeds)]
+        cmd = [str(python), "-m", module, "--total-timesteps", str(total_timesteps),
+               "--seeds", *map(str, seeds), *extra]
         self._proc = subprocess.Popen(cmd, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       stderr=self._err, text=True)
         self.compile_s = {int(k): v for k, v in self._ask(None)["compile_s"].items()}
@@ -203,39 +216,46 @@ def ensure_rejax_venv(path: Path = REJAX_VENV) -> Path:
 
 
 def measure(total_timesteps: int, seeds, repeats: int = 3, skip_rejax: bool = False,
-            rejax_python: Path | None = None) -> list[dict]:
-    """Rows for jaxrl (and rejax unless skipped) at each seed count, timed in alternating rounds;
-    the jaxrl rows get `ratio` (best env-steps/s over rejax's best) and `ratio_median`."""
-    runners = {"jaxrl": Runner(jaxrl_program, total_timesteps, seeds)}
-    if not skip_rejax:
-        runners["rejax"] = WorkerRunner(rejax_python or ensure_rejax_venv(), total_timesteps, seeds)
-    times = {(impl, n): [] for impl in runners for n in seeds}
+            rejax_python: Path | None = None, schedules=SCHEDULES) -> list[dict]:
+    """Rows for jaxrl (and rejax unless skipped) per schedule and seed count, timed in alternating
+    rounds; the jaxrl rows get `ratio` (best env-steps/s over rejax's best under the same schedule)
+    and `ratio_median`."""
+    python = None if skip_rejax else (rejax_python or ensure_rejax_venv())
+    runners = {}
+    for sched in schedules:
+        runners["jaxrl", sched] = Runner(functools.partial(jaxrl_program, schedule=sched), total_timesteps, seeds)
+        if not skip_rejax:
+            runners["rejax", sched] = WorkerRunner(python, total_timesteps, seeds, extra=["--schedule", sched])
+    impls = ["jaxrl"] + ([] if skip_rejax else ["rejax"])
+    times = {key + (n,): [] for key in runners for n in seeds}
     for round_ in range(repeats):
-        order = list(runners) if round_ % 2 == 0 else list(runners)[::-1]
-        for n in seeds:
-            for impl in order:
-                times[impl, n].append(runners[impl].run(n))
+        order = impls if round_ % 2 == 0 else impls[::-1]
+        for sched in schedules:
+            for n in seeds:
+                for impl in order:
+                    times[impl, sched, n].append(runners[impl, sched].run(n))
     rows = []
-    for impl, runner in runners.items():
+    for (impl, sched), runner in runners.items():
         done = runner.finish()
-        rows += [result_row(impl, n, done[n][0], runner.compile_s[n], times[impl, n], np.asarray(done[n][1]))
-                 for n in seeds]
+        rows += [{**result_row(impl, n, done[n][0], runner.compile_s[n], times[impl, sched, n],
+                               np.asarray(done[n][1])), "schedule": sched} for n in seeds]
     if not skip_rejax:
-        peer = {r["seeds"]: r for r in rows if r["impl"] == "rejax"}
+        peer = {(r["schedule"], r["seeds"]): r for r in rows if r["impl"] == "rejax"}
         for r in rows:
             if r["impl"] == "jaxrl":
-                r["ratio"] = round(r["steps_per_s"] / peer[r["seeds"]]["steps_per_s"], 3)
-                r["ratio_median"] = round(r["steps_per_s_median"] / peer[r["seeds"]]["steps_per_s_median"], 3)
+                p = peer[r["schedule"], r["seeds"]]
+                r["ratio"] = round(r["steps_per_s"] / p["steps_per_s"], 3)
+                r["ratio_median"] = round(r["steps_per_s_median"] / p["steps_per_s_median"], 3)
     return rows
 
 
 def format_table(rows: list[dict]) -> str:
-    head = (f"{'impl':>6} {'seeds':>5} {'steps':>8} {'compile s':>9} {'train s':>8} {'median s':>8} "
+    head = (f"{'impl':>6} {'lr':>8} {'seeds':>5} {'steps':>8} {'compile s':>9} {'train s':>8} {'median s':>8} "
             f"{'steps/s':>10} {'median':>10} {'return':>7} {'ratio':>6} {'median':>6}")
     lines = [head]
     for r in rows:
         ratio = (f"{r['ratio']:6.2f} {r['ratio_median']:6.2f}" if "ratio" in r else f"{'':>6} {'':>6}")
-        lines.append(f"{r['impl']:>6} {r['seeds']:>5} {r['env_steps']:>8} {r['compile_s']:>9.2f} "
+        lines.append(f"{r['impl']:>6} {r.get('schedule', ''):>8} {r['seeds']:>5} {r['env_steps']:>8} {r['compile_s']:>9.2f} "
                      f"{r['train_s']:>8.2f} {r['train_s_median']:>8.2f} {r['steps_per_s']:>10,} "
                      f"{r['steps_per_s_median']:>10,} {r['final_return']:>7.1f} {ratio}")
     return "\n".join(lines)
@@ -244,7 +264,7 @@ def format_table(rows: list[dict]) -> str:
 def suite(scale: str, skip_peers: bool = False) -> list[dict]:
     """The "speed" suite's rows for `benchmarks.run` (ci: small steps and seeds; full: the spec)."""
     s = SCALES[scale]
-    rows = measure(s["total_timesteps"], s["seeds"], s["repeats"], skip_rejax=skip_peers)
+    rows = measure(s["total_timesteps"], s["seeds"], s["repeats"], skip_rejax=skip_peers, schedules=s["schedules"])
     return [{"benchmark": "ppo_speed", **{k: v for k, v in r.items() if k != "returns"}} for r in rows]
 
 
@@ -253,6 +273,8 @@ def main(argv=None) -> dict:
     p.add_argument("--total-timesteps", type=int, default=500_000)
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 64])
     p.add_argument("--repeats", type=int, default=3, help="rounds: executions timed per program")
+    p.add_argument("--schedules", nargs="+", default=list(SCHEDULES), choices=SCHEDULES,
+                   help="learning-rate schedules, each run by both libraries")
     p.add_argument("--skip-rejax", action="store_true", help="time jaxrl only")
     p.add_argument("--rejax-python", type=Path, default=None,
                    help="an interpreter with rejax 0.1.3 + gymnax 0.0.9 (default: make .bench-venv-rejax)")
@@ -260,13 +282,15 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     if any(n <= 0 for n in args.seeds) or args.total_timesteps <= 0 or args.repeats <= 0:
         p.error("--seeds, --total-timesteps and --repeats must be positive")
-    rows = measure(args.total_timesteps, args.seeds, args.repeats, args.skip_rejax, args.rejax_python)
+    rows = measure(args.total_timesteps, args.seeds, args.repeats, args.skip_rejax, args.rejax_python,
+                   args.schedules)
     print(format_table(rows))
     result = {
         "benchmark": "ppo_speed",
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "machine": machine(),
         "config": {"env": "CartPole-v1", "total_timesteps": args.total_timesteps, **PUREJAXRL_CARTPOLE,
+                   "schedules": args.schedules,
                    "num_chunks": 1, "repeats": args.repeats, "eval_episodes_per_seed": EVAL_EPISODES},
         "rejax_requirements": None if args.skip_rejax else rejax_requirements(),
         "rows": rows,

@@ -26,6 +26,7 @@ from benchmarks.common import REPO
 
 MODULE_SUITES: dict[str, list[str]] = {
     "speed": ["benchmarks.ppo_speed"],
+    "offpolicy": ["benchmarks.offpolicy_speed"],
     "scaling": ["benchmarks.device_scaling"],
     "stream-x": ["benchmarks.stream_speed", "benchmarks.stream_barrier"],
     "offline": ["benchmarks.offline"],

@@ -5,6 +5,8 @@ Initialisers:
 - `sparse_init(sparsity)`: stream-x (Elsayed et al. 2024, Alg. "SparseInit"): draw
   W ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), then zero exactly ceil(sparsity * fan_in) randomly chosen
   incoming weights of every output unit. For conv kernels fan_in = kh * kw * c_in.
+`QEnsemble`: `num` independent Q(s, a) MLPs evaluated as one batched network (the clipped double
+Q of TD3 and SAC is `num = 2`).
 LayerNorm comes in two flavours: Flax's affine one (`layer_norm="affine"`) and the parameter-free
 one of stream-x (`layer_norm="plain"`: no scale, no shift, eps 1e-5, over all features of a sample).
 """
@@ -121,3 +123,25 @@ class CNN(nn.Module):
             x = nn.Conv(f, (k, k), (s, s), padding=self.padding, kernel_init=self.kernel_init)(x)
             x = act(_norm(self.layer_norm, x, (-3, -2, -1)))
         return x.reshape(x.shape[:-3] + (-1,))
+
+
+class QEnsemble(nn.Module):
+    """`num` independent critics Q_j(s, a), each an MLP over concat(s, a) with one output; the
+    parameters carry a leading axis of size `num` (one `nn.vmap`ped MLP, so the critics run as
+    batched matrix products). Returns Q of shape [num, *batch]."""
+
+    hidden: Sequence[int]
+    num: int = 2
+    activation: str = "relu"
+    layer_norm: str | None = None
+    kernel_init: Callable = nn.initializers.lecun_normal()
+
+    @nn.compact
+    def __call__(self, obs, action):
+        x = jnp.concatenate([obs.astype(jnp.float32), action.astype(jnp.float32)], -1)
+        critics = nn.vmap(
+            MLP, variable_axes={"params": 0}, split_rngs={"params": True}, in_axes=None, out_axes=0,
+            axis_size=self.num,
+        )
+        q = critics(tuple(self.hidden), 1, self.activation, self.layer_norm, self.kernel_init)(x)
+        return q[..., 0]
