@@ -121,9 +121,10 @@ def agent_config(agent: str, env: str, steps: int, snapshots: int):
             preset |= dict(total_timesteps=5_000_000, num_envs=32, num_steps=64, update_epochs=4,
                            num_minibatches=8, lr=3e-4, ent_coef=0.0, hidden=(128, 128),
                            normalize_obs=True, normalize_reward=True)
+    elif env == "Pendulum-v1" and hasattr(mod, "PENDULUM"):
+        preset |= dict(mod.PENDULUM)
     else:
-        presets = getattr(mod, "PRESETS", {})
-        preset |= presets.get(env, {})
+        preset |= getattr(mod, "PRESETS", {}).get(env, {})
     if steps:
         preset["total_timesteps"] = steps
     known = {f.name for f in dataclasses.fields(mod.Config)}
