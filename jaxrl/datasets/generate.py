@@ -10,8 +10,9 @@ trains a behaviour agent (or reuses the cached one), then writes the five D4RL l
 - expert: the fully trained agent (the best of its snapshots);
 - medium: the snapshot whose return is closest to 1/3 of the way from random to expert;
 - medium-replay: what the agent saw while it trained up to the medium snapshot. With an agent
-  whose carry holds a replay buffer (`carry.buffer`, as SAC's), that buffer; otherwise each
-  training snapshot's policy rolled out for as many env steps as the agent trained with it;
+  whose carry holds a `jaxrl.core.buffer.Buffer` of obs/action/reward/next_obs/terminated fields,
+  that buffer; otherwise (PPO; SAC, whose buffer holds packed rows) each training snapshot's
+  policy rolled out for as many env steps as the agent trained with it;
 - medium-expert: medium then expert, concatenated.
 
 The behaviour policies act stochastically (as D4RL's SAC policies did). Each dataset's reference
