@@ -10,8 +10,9 @@ trains a behaviour agent (or reuses the cached one), then writes the five D4RL l
 - expert: the fully trained agent (the best of its snapshots);
 - medium: the snapshot whose return is closest to 1/3 of the way from random to expert;
 - medium-replay: what the agent saw while it trained up to the medium snapshot. With an agent
-  whose carry holds a replay buffer (`carry.buffer`, as SAC's), that buffer; otherwise each
-  training snapshot's policy rolled out for as many env steps as the agent trained with it;
+  whose carry holds a `jaxrl.core.buffer.Buffer` of obs/action/reward/next_obs/terminated fields,
+  that buffer; otherwise (PPO; SAC, whose buffer holds packed rows) each training snapshot's
+  policy rolled out for as many env steps as the agent trained with it;
 - medium-expert: medium then expert, concatenated.
 
 The behaviour policies act stochastically (as D4RL's SAC policies did). Each dataset's reference
@@ -121,9 +122,10 @@ def agent_config(agent: str, env: str, steps: int, snapshots: int):
             preset |= dict(total_timesteps=5_000_000, num_envs=32, num_steps=64, update_epochs=4,
                            num_minibatches=8, lr=3e-4, ent_coef=0.0, hidden=(128, 128),
                            normalize_obs=True, normalize_reward=True)
+    elif env == "Pendulum-v1" and hasattr(mod, "PENDULUM"):
+        preset |= dict(mod.PENDULUM)
     else:
-        presets = getattr(mod, "PRESETS", {})
-        preset |= presets.get(env, {})
+        preset |= getattr(mod, "PRESETS", {}).get(env, {})
     if steps:
         preset["total_timesteps"] = steps
     known = {f.name for f in dataclasses.fields(mod.Config)}

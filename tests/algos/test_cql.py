@@ -64,10 +64,10 @@ def test_config_errors(field, value, message):
 
 def test_learns_well_above_random():
     """Threshold: mean over 2 seeds of the last evaluation (10 episodes each) on the medium-expert
-    dataset >= 40 (random = 0, the dataset's behaviour about 70), in 2k updates."""
+    dataset >= 40 (random = 0, the dataset's behaviour about 70), in 3k updates (measured: 88 and 102)."""
     _, data = pendulum()
     ds = data["medium-expert"]
-    cfg = cql.Config(total_updates=2_000, num_chunks=2, hidden=(64, 64), eval_episodes=10, actor_lr=3e-4,
+    cfg = cql.Config(total_updates=3_000, num_chunks=2, hidden=(64, 64), eval_episodes=10, actor_lr=3e-4,
                      batch_size=128, num_sampled_actions=4)
     result = run(cql.make_train(cfg, ds), RunOptions(num_seeds=2, progress=False))
     final = result.final("normalized_score")
