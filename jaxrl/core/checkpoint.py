@@ -138,8 +138,11 @@ def save(
     tmp = os.path.join(root, f".tmp-{checkpoint_name(chunk)}-{uuid.uuid4().hex[:8]}")
     os.makedirs(tmp)
     names = list(metrics)
+    carry_leaves = [np.asarray(x) for x in carry_leaves]
+    # orbax cannot store arrays with no elements (e.g. an empty n-step window): keep their shape in meta.json
+    empty = {str(i): [list(x.shape), str(x.dtype)] for i, x in enumerate(carry_leaves) if x.size == 0}
     tree = {
-        "carry": {f"leaf_{i:05d}": np.asarray(x) for i, x in enumerate(carry_leaves)},
+        "carry": {f"leaf_{i:05d}": x for i, x in enumerate(carry_leaves) if str(i) not in empty},
         "metrics": {f"m_{i:03d}": np.asarray(metrics[n]) for i, n in enumerate(names)},
     }
     import orbax.checkpoint as ocp
@@ -147,7 +150,7 @@ def save(
     ckptr = _checkpointer()
     ckptr.save(os.path.abspath(os.path.join(tmp, "state")), args=ocp.args.StandardSave(tree))
     ckptr.close()
-    meta = {**meta, "format": FORMAT, "chunk": int(chunk), "metric_names": names}
+    meta = {**meta, "format": FORMAT, "chunk": int(chunk), "metric_names": names, "empty_leaves": empty}
     with open(os.path.join(tmp, "meta.json"), "w") as f:
         json.dump(meta, f, indent=1, sort_keys=True)
     manifest = {p: [os.path.getsize(os.path.join(tmp, p)), _sha256(os.path.join(tmp, p))] for p in _files(tmp)}
@@ -277,7 +280,9 @@ def load(path: str, expected: dict | None = None) -> tuple[dict, list[np.ndarray
     except Exception as e:  # noqa: BLE001 - anything orbax raises means the same to the user
         raise CorruptCheckpoint(f"checkpoint {path!r} is corrupt: orbax could not read it ({type(e).__name__}: {e})") from None
     specs = meta["carry"]["leaves"]
-    carry = [np.asarray(tree["carry"][f"leaf_{i:05d}"]) for i in range(len(specs))]
+    empty = meta.get("empty_leaves", {})
+    carry = [np.zeros(empty[str(i)][0], empty[str(i)][1]) if str(i) in empty else np.asarray(tree["carry"][f"leaf_{i:05d}"])
+             for i in range(len(specs))]
     for i, (x, (shape, dtype)) in enumerate(zip(carry, specs)):
         want = (list(x.shape[1:]), str(x.dtype))
         if want != (shape, dtype):

@@ -263,3 +263,14 @@ def test_crash_mid_save_leaves_previous_checkpoint_valid(tmp_path, monkeypatch):
     np.testing.assert_array_equal(metrics["return"], np.ones((1, 2)))
     ckpt.save(root, 2, [x1 + 1], {"return": np.ones((2, 2), np.float32)}, meta)  # cleans the temporary
     assert sorted(os.listdir(root)) == ["chunk_000001", "chunk_000002"]
+
+
+def test_zero_size_leaves_round_trip(tmp_path):
+    """A carry leaf with no elements (SAC's n-step window when n_step = 1) is kept by its shape."""
+    meta = {"configs": None, "config_hashes": None, "run": {}, "num_chunks": 2,
+            "carry": {"paths": ["['x']", "['window']"], "leaves": [[[3], "float32"], [[0, 4], "float32"]]}}
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    path = ckpt.save(str(tmp_path), 1, [x, np.zeros((2, 0, 4), np.float32)], {"return": np.ones((1, 2), np.float32)}, meta)
+    _, leaves, _ = ckpt.load(path, meta)
+    np.testing.assert_array_equal(leaves[0], x)
+    assert leaves[1].shape == (2, 0, 4) and leaves[1].dtype == np.float32
