@@ -208,15 +208,18 @@ def _one_line(e: BaseException) -> str:
     return " ".join(line.strip() for line in str(e).strip().splitlines() if line.strip())
 
 
-def main(config_cls, make_train: Callable, argv: Sequence[str] | None = None) -> RunResult:
-    """Parse, print the config, run, print the final table. Bad input: one line and exit 2."""
+def main(config_cls, make_train: Callable, argv: Sequence[str] | None = None, *,
+         prepare: Callable | None = None, footer: Callable | None = None) -> RunResult:
+    """Parse, print the config, run, print the final table. Bad input: one line and exit 2.
+    `prepare(cfg) -> (cfg, trainer)` replaces `make_train(cfg)` (e.g. to fill in a dataset's hash);
+    `footer(cfg, result) -> str | None` adds a line after the table."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("JAXRL_DEBUG", "") not in ("", "0")
     try:
         with quiet_third_party(argv):
             cfg, opts, cli = parse_all(config_cls, argv)
             devices.note(devices.host_devices_note(cli.host_devices))
-            trainer = make_train(cfg)
+            cfg, trainer = prepare(cfg) if prepare is not None else (cfg, make_train(cfg))
             print(format_config(cfg))
             print(format_config(opts))
             result = run(trainer, opts, config=cfg)
@@ -234,6 +237,9 @@ def main(config_cls, make_train: Callable, argv: Sequence[str] | None = None) ->
         print("[jaxrl] interrupted", file=sys.stderr)
         raise SystemExit(130) from None
     print(final_table(result, result.score))
+    extra = footer(cfg, result) if footer is not None else None
+    if extra:
+        print(extra)
     if result.log_dir:
         print(f"run directory: {os.path.abspath(result.log_dir)}")
     return result

@@ -196,25 +196,24 @@ def updates_per_chunk(total_updates: int, num_chunks: int, multiple: int = 1) ->
 
 
 def main(config_cls, make_train: Callable, argv: Sequence[str] | None = None):
-    """The offline learners' command line: `jaxrl.core.cli`'s flags, with `dataset_hash` filled in
-    from the dataset (so the run's config and checkpoints record which data they trained on), and a
-    table of final normalised scores."""
+    """The offline learners' command line: `jaxrl.core.cli`'s, with `dataset_hash` filled in from the
+    dataset (so the run's config and checkpoints record which data they trained on)."""
     import dataclasses
-    import os
 
-    from jaxrl.core.cli import final_table, parse
-    from jaxrl.core.config import format_config
-    from jaxrl.core.run import run
+    from jaxrl.core import cli
 
-    cfg, opts = parse(config_cls, argv)
-    ds, _ = resolve_dataset(cfg, None)
-    cfg = dataclasses.replace(cfg, dataset_hash=ds.content_hash())
-    print(format_config(cfg))
-    print(format_config(opts))
-    result = run(make_train(cfg, ds), opts, config=cfg)
-    print(final_table(result, "normalized_score"))
-    if ds.approximate_score:
-        print(f"(approximate: {ds.source}'s reference scores come from MuJoCo, the evaluation ran in {cfg.env or ds.env})")
-    if result.log_dir:
-        print(f"run directory: {os.path.abspath(result.log_dir)}")
-    return result
+    data = {}
+
+    def prepare(cfg):
+        data["ds"], _ = resolve_dataset(cfg, None)
+        cfg = dataclasses.replace(cfg, dataset_hash=data["ds"].content_hash())
+        return cfg, make_train(cfg, data["ds"])
+
+    def footer(cfg, result):
+        ds = data["ds"]
+        if ds.approximate_score:
+            return (f"(approximate: {ds.source}'s reference scores come from MuJoCo, the evaluation ran in "
+                    f"{cfg.env or ds.env})")
+        return None
+
+    return cli.main(config_cls, make_train, argv, prepare=prepare, footer=footer)
