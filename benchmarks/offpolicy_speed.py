@@ -30,6 +30,7 @@ import argparse
 import datetime
 import json
 import statistics
+import sys
 from pathlib import Path
 
 import jax
@@ -130,6 +131,8 @@ def measure(total_timesteps: int, seeds, repeats: int = 3, skip_rejax: bool = Fa
             for n in seeds:
                 for impl in order:
                     times[impl, algo, n].append(runners[impl, algo].run(n))
+                    print(f"[offpolicy_speed] round {round_} {impl} {algo} {n} seeds: "
+                          f"{times[impl, algo, n][-1]:.2f} s", file=sys.stderr, flush=True)
     rows = []
     for (impl, algo), runner in runners.items():
         done = runner.finish()
