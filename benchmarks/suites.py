@@ -27,7 +27,7 @@ from benchmarks.common import REPO
 MODULE_SUITES: dict[str, list[str]] = {
     "speed": ["benchmarks.ppo_speed"],
     "offpolicy": ["benchmarks.offpolicy_speed"],
-    "scaling": ["benchmarks.device_scaling"],
+    "scaling": ["benchmarks.device_scaling", "benchmarks.seed_blocks"],
     "stream-x": ["benchmarks.stream_speed", "benchmarks.stream_barrier"],
     "generative": ["benchmarks.rlcm_vs_ddpo"],
     "offline": ["benchmarks.offline"],
