@@ -5,10 +5,9 @@ The `parameters` cell sets BUDGET (gradient updates per seed) and NUM_SEEDS; tes
 runs the notebook with tiny values (the dataset's size and the behaviour agent's training scale
 with BUDGET).
 """
-from pathlib import Path
+from nbformat.v4 import new_code_cell, new_markdown_cell
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbbuild import write
 
 CELLS = [
     new_markdown_cell("""# Offline RL: seeds x datasets in one program
@@ -65,16 +64,5 @@ display(Image("offline_sweep.png"))"""),
 ]
 
 
-def build() -> nbformat.NotebookNode:
-    nb = new_notebook(cells=CELLS)
-    for i, cell in enumerate(nb.cells):  # stable ids: rebuilding changes nothing unless cells do
-        cell.id = f"cell-{i}"
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    return nb
-
-
 if __name__ == "__main__":
-    out = Path(__file__).resolve().parent / "offline.ipynb"
-    nbformat.write(build(), out)
-    print(f"wrote {out}")
+    write(CELLS, "offline.ipynb")

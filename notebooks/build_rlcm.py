@@ -6,10 +6,9 @@ sets at least BUDGET and NUM_SEEDS; tests/test_notebooks.py runs each one with t
 injected after that cell. Here BUDGET counts steps of the denoising MDP per seed (an image made
 in H sampler steps is H steps), the generator's counterpart of env steps.
 """
-from pathlib import Path
+from nbformat.v4 import new_code_cell, new_markdown_cell
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbbuild import write
 
 CELLS = [
     new_markdown_cell("""# RLCM: RL fine-tuning of a consistency model on 8x8 digits
@@ -71,18 +70,5 @@ display(Image("rlcm_curve.png"))"""),
 ]
 
 
-def build() -> nbformat.NotebookNode:
-    nb = new_notebook(cells=CELLS)
-    for i, cell in enumerate(nb.cells):  # stable ids: rebuilding changes nothing unless cells do
-        cell.id = f"cell-{i}"
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    return nb
-
-
 if __name__ == "__main__":
-    out = Path(__file__).with_name("rlcm.ipynb")
-    nb = build()
-    nbformat.validate(nb)
-    nbformat.write(nb, out)
-    print(f"wrote {out}")
+    write(CELLS, "rlcm.ipynb")
