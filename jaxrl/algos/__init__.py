@@ -14,4 +14,6 @@ REGISTRY: dict[str, dict] = {
                 eval_episodes=1, num_chunks=4),
     "td3": dict(total_timesteps=800, learning_starts=200, buffer_size=1000, batch_size=32, hidden=(16, 16),
                 eval_episodes=1, num_chunks=4),
+    "rlcm": dict(total_samples=128, samples_per_iter=32, num_minibatches=2, num_inference_steps=2, num_chunks=4),
+    "ddpo": dict(total_samples=128, samples_per_iter=32, num_minibatches=2, num_inference_steps=4, num_chunks=4),
 }

@@ -25,6 +25,7 @@ Run: `python -m jaxrl.models.pretrain --seed 0` (prints the hash and the quality
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -341,11 +342,30 @@ def ensure(recipe: Recipe | None = None, verbose: bool = False) -> Pretrained:
     recipe = recipe or Recipe()
     folder = cache_root() / recipe.hash
     if not (folder / "manifest.json").exists():
-        if verbose:
-            print(f"training the pretrained networks of {recipe} into {folder} ...", flush=True)
-        params, info = train_all(recipe)
-        _write(folder, recipe, params, info)
+        with _training_lock(folder):  # a second process asking for the same recipe waits, then reads
+            if not (folder / "manifest.json").exists():
+                if verbose:
+                    print(f"training the pretrained networks of {recipe} into {folder} ...", flush=True)
+                params, info = train_all(recipe)
+                _write(folder, recipe, params, info)
     return _read(folder)
+
+
+@contextlib.contextmanager
+def _training_lock(folder: Path):
+    """An exclusive lock on `<folder>.lock` (POSIX flock; a no-op where fcntl is missing)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.with_name(folder.name + ".lock"), "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def load_by_hash(content: str) -> Pretrained:
