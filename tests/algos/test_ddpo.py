@@ -38,11 +38,17 @@ def test_ddim_log_prob_is_the_gaussian_formula(pre):
 
 
 @pytest.mark.timeout(600)
-def test_short_run_trains(pre):
-    cfg = ddpo.Config(total_samples=128, num_chunks=1, samples_per_iter=32)
+def test_short_run_raises_reward_on_every_seed(pre):
+    """CI form: 2 vmapped seeds, 1,024 samples each, a 10-step DDIM sampler, aesthetic reward; the
+    last chunk's mean reward is above the first chunk's by at least 1 on every seed (measured on
+    seeds 0-1: 6.93 -> 8.63 and 6.86 -> 8.45)."""
+    cfg = ddpo.Config(reward="aesthetic", total_samples=1024, num_chunks=4, num_inference_steps=10)
     res = run(ddpo.make_train(cfg), RunOptions(num_seeds=2, progress=False))
-    assert res.metrics["samples"][-1].tolist() == [128, 128]
+    assert res.metrics["samples"][-1].tolist() == [1024, 1024]
     assert np.all(np.isfinite(res.metrics["reward"])) and np.all(np.isfinite(res.metrics["policy_loss"]))
+    first, final = res.metrics["reward"][0], res.final("reward")
+    print(f"DDPO aesthetic reward, first chunk {np.round(first, 2)}, last {np.round(final, 2)}")
+    assert np.all(final >= first + 1.0), (first, final)
 
 
 @pytest.mark.slow
