@@ -2,7 +2,9 @@
 `tests/algos/test_contract.py` runs to check what every algorithm promises: resume equals an
 uninterrupted run, seed i's result does not depend on the number of seeds, the same seed gives
 the same bits, a bad config raises before compiling, and the CLI turns it into one line. A new
-algorithm gets these checks by adding a line here."""
+algorithm gets these checks by adding a line here. An offline algorithm's `dataset="tiny"` stands
+for a small Pendulum-v1 dataset the contract test writes (random transitions: the contract is about
+bits, not learning)."""
 
 REGISTRY: dict[str, dict] = {
     "ppo": dict(total_timesteps=4096, num_steps=64, num_chunks=4),
@@ -14,6 +16,9 @@ REGISTRY: dict[str, dict] = {
                 eval_episodes=1, num_chunks=4),
     "td3": dict(total_timesteps=800, learning_starts=200, buffer_size=1000, batch_size=32, hidden=(16, 16),
                 eval_episodes=1, num_chunks=4),
+    "td3_bc": dict(dataset="tiny", total_updates=64, batch_size=32, hidden=(16, 16), eval_episodes=1, num_chunks=4),
+    "iql": dict(dataset="tiny", total_updates=64, batch_size=32, hidden=(16, 16), eval_episodes=1, num_chunks=4),
+    "cql": dict(dataset="tiny", total_updates=64, batch_size=32, hidden=(16, 16), eval_episodes=1, num_chunks=4),
     "rlcm": dict(total_samples=128, samples_per_iter=32, num_minibatches=2, num_inference_steps=2, num_chunks=4),
     "ddpo": dict(total_samples=128, samples_per_iter=32, num_minibatches=2, num_inference_steps=4, num_chunks=4),
 }

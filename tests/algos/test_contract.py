@@ -39,10 +39,35 @@ def assert_same_runs(a, b, seeds_a, seeds_b):
         chex.assert_trees_all_equal(row(a.carry, i), row(b.carry, j))
 
 
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory) -> str:
+    """What `dataset="tiny"` in the registry stands for: 400 random Pendulum-v1 transitions (two
+    200-step episodes cut by a timeout) written as .npz."""
+    from envs.datasets import Dataset, save
+
+    rng = np.random.default_rng(0)
+    n = 400
+    th = rng.uniform(-np.pi, np.pi, n + 1)
+    obs = np.stack([np.cos(th), np.sin(th), rng.uniform(-8, 8, n + 1)], -1).astype(np.float32)
+    timeouts = np.zeros(n, bool)
+    timeouts[[199, 399]] = True
+    ds = Dataset(obs[:-1], rng.uniform(-2, 2, (n, 1)).astype(np.float32), -rng.uniform(0, 16, n).astype(np.float32),
+                 np.zeros(n, bool), timeouts, obs[1:], env="Pendulum-v1", level="random", source="contract test",
+                 behavior_return=-1200.0, ref_min_score=-1200.0, ref_max_score=-150.0)
+    return save(ds, str(tmp_path_factory.mktemp("tiny") / "pendulum-tiny.npz"))
+
+
+def registry_config(name: str, tiny: str) -> dict:
+    kw = dict(REGISTRY[name])
+    if kw.get("dataset") == "tiny":
+        kw["dataset"] = tiny
+    return kw
+
+
 @pytest.fixture(scope="module", params=NAMES)
-def algo(request):
+def algo(request, tiny_dataset):
     mod = importlib.import_module(f"jaxrl.algos.{request.param}")
-    cfg = mod.Config(**REGISTRY[request.param])
+    cfg = mod.Config(**registry_config(request.param, tiny_dataset))
     return request.param, mod, cfg, mod.make_train(cfg)
 
 
@@ -80,7 +105,7 @@ def test_bad_config_raises_before_compiling(algo, monkeypatch):
 
     monkeypatch.setattr(jax, "jit", no_compile)
     with pytest.raises(ValueError, match=r"num_chunks must be > 0, got 0"):
-        mod.Config(**{**REGISTRY[name], "num_chunks": 0})
+        mod.Config(**{**REGISTRY[name], "num_chunks": 0})  # raises before reading any dataset
 
 
 @pytest.mark.timeout(300)
