@@ -14,4 +14,12 @@ REGISTRY: dict[str, dict] = {
                 eval_episodes=1, num_chunks=4),
     "td3": dict(total_timesteps=800, learning_starts=200, buffer_size=1000, batch_size=32, hidden=(16, 16),
                 eval_episodes=1, num_chunks=4),
+    "rarl": dict(total_timesteps=2048, num_envs=4, num_steps=32, num_minibatches=2, update_epochs=1, hidden=(8,),
+                 num_chunks=4),
+    "qarl": dict(total_timesteps=2048, num_envs=4, num_steps=32, num_minibatches=2, update_epochs=1, hidden=(8,),
+                 spdl_candidates=8, num_chunks=4),
+    "policy_smoothing": dict(total_timesteps=1024, num_envs=4, num_steps=32, num_minibatches=2, update_epochs=1,
+                             hidden=(8,), cert_episodes=2, num_chunks=4),
+    "iwocs": dict(num_chunks=4, steps_per_problem=256, num_envs=4, num_steps=32, num_minibatches=2, update_epochs=1,
+                  hidden=(8,), search_population=4, search_generations=2, search_episodes=1),
 }
