@@ -21,4 +21,12 @@ REGISTRY: dict[str, dict] = {
     "cql": dict(dataset="tiny", total_updates=64, batch_size=32, hidden=(16, 16), eval_episodes=1, num_chunks=4),
     "rlcm": dict(total_samples=128, samples_per_iter=32, num_minibatches=2, num_inference_steps=2, num_chunks=4),
     "ddpo": dict(total_samples=128, samples_per_iter=32, num_minibatches=2, num_inference_steps=4, num_chunks=4),
+    "rarl": dict(total_timesteps=2048, num_envs=4, num_steps=32, num_minibatches=2, update_epochs=1, hidden=(8,),
+                 num_chunks=4),
+    "qarl": dict(total_timesteps=2048, num_envs=4, num_steps=32, num_minibatches=2, update_epochs=1, hidden=(8,),
+                 spdl_candidates=8, num_chunks=4),
+    "policy_smoothing": dict(total_timesteps=1024, num_envs=4, num_steps=32, num_minibatches=2, update_epochs=1,
+                             hidden=(8,), cert_episodes=2, num_chunks=4),
+    "iwocs": dict(num_chunks=4, steps_per_problem=256, num_envs=4, num_steps=32, num_minibatches=2, update_epochs=1,
+                  hidden=(8,), search_population=4, search_generations=2, search_episodes=1),
 }

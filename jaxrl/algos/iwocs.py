@@ -1,0 +1,266 @@
+"""IWOCS: Incremental Worst-Case Search, solving robust MDPs as a sequence of static RL problems
+(Zouitine, Geist & Rachelson, arXiv:2410.06212).
+
+With an sa-rectangular uncertainty set and stationary policies the static model (one transition
+kernel T per episode) equals the dynamic one, and there is no duality gap:
+max_pi min_T V^pi_T(s0) = min_T V*_T(s0). IWOCS (Alg. 1) therefore solves one non-robust MDP at a time:
+
+    for i = 0..M:  solve the MDP T_i                      (T_0: domain randomisation over the set)
+                   Q_i(s, a) = min_{j <= i} Q*_{T_j}(s, a),  pi_i = argmax_a Q_i
+                   T_{i+1} = argmin_{T in set} V^{pi_i}_T(s0)   (Monte-Carlo rollouts; the search)
+
+Acting (deep IWOCS, Sec. 5): pi_i(s) = pi_{T_j*}(s) with j* = argmin_j Q_{T_j}(s, pi_{T_j}(s)), the policy
+of the model in which s looks worst. The worst-case search runs inside the same JAX program, over
+the box of `envs.robust.UncertaintySet`, either by CMA-ES (evosax; the paper's: `search_generations`
+generations of `search_population` candidates in the box normalised to [0, 1]^d, mean 0.5, std 0.5)
+or over a grid with both end points (the paper's IWOCS*).
+
+One chunk of the `Trainer` is one static problem: chunk 0 trains on domain randomisation (the
+paper's pi_0 and fallback); chunk i >= 1 searches the worst T for the current composite policy,
+then trains policy i on it. `num_chunks` is thus the number of static problems (1 + M).
+
+Differences from the paper:
+- each static problem is solved by PPO (`jaxrl.core.ppo_players`; discrete actions, e.g. CartPole)
+  instead of SAC; its critic V_{T_j}(s) of the policy's own actions stands for Q_{T_j}(s, pi_{T_j}(s));
+- no forward models / validity masks (every Q_{T_j} is always valid), no stopping test on
+  |V - Q| (a fixed number of problems, as the paper's budgets fix it), no rho search;
+- policy i starts from policy i - 1's weights (warm start), and gets `steps_per_problem` env steps;
+- domain randomisation draws one point of the set per env at every rollout, not per episode.
+
+Run: `python -m jaxrl.algos.iwocs --env CartPole-v1 --search cma`
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax.training.train_state import TrainState
+
+import envs
+import envs.robust as robust
+from jaxrl.core import config as C
+from jaxrl.core.evaluate import evaluate
+from jaxrl.core.ppo_players import Player, act, advantages, check_settings, init_player, ppo_update, rollout
+from jaxrl.core.robust_eval import grid_returns
+from jaxrl.core.train import Trainer, episode_metrics
+
+
+@dataclass(frozen=True)
+class Config:
+    """IWOCS hyperparameters (search: the paper's CMA-ES settings; PPO: PureJaxRL's CartPole config)."""
+
+    env: str = "CartPole-v1"
+    """environment name (discrete actions)"""
+    robust_set: tuple[tuple[str, float, float], ...] = ()
+    """the uncertainty set, ((name, low, high), ...); empty: the env's reference set"""
+    num_chunks: int = 4
+    """static problems solved: the first on domain randomisation, each later one on a worst case"""
+    steps_per_problem: int = 100_000
+    """env steps of PPO per static problem"""
+    search: str = "cma"
+    """worst-case search: cma (CMA-ES, evosax) or grid"""
+    search_population: int = 100
+    """cma: candidates per generation"""
+    search_generations: int = 6
+    """cma: generations"""
+    search_points: int = 10
+    """grid: points per parameter, both end points included"""
+    search_episodes: int = 4
+    """Monte-Carlo episodes per candidate"""
+    num_envs: int = 8
+    """parallel envs per seed"""
+    num_steps: int = 128
+    """steps per env per rollout"""
+    update_epochs: int = 4
+    """PPO passes over each rollout"""
+    num_minibatches: int = 4
+    """minibatches per epoch; must divide num_envs * num_steps"""
+    lr: float = 2.5e-4
+    """Adam learning rate"""
+    gamma: float = 0.99
+    """discount"""
+    gae_lambda: float = 0.95
+    """GAE lambda"""
+    clip_eps: float = 0.2
+    """PPO clipping epsilon"""
+    ent_coef: float = 0.01
+    """entropy bonus"""
+    vf_coef: float = 0.5
+    """value loss coefficient"""
+    max_grad_norm: float = 0.5
+    """global gradient-norm clip"""
+    hidden: tuple[int, ...] = (64, 64)
+    """hidden sizes of actor and critic"""
+    eval_points: int = 0
+    """grid points per parameter of the robust evaluation after each problem (0: none)"""
+    eval_episodes: int = 1
+    """episodes per evaluation grid point"""
+
+    def __post_init__(self):
+        check_settings(self)
+        for name in ("num_chunks", "steps_per_problem", "search_population", "search_generations",
+                     "search_episodes", "eval_episodes", "lr", "max_grad_norm"):
+            C.check_positive(name, getattr(self, name))
+        C.check_choice("search", self.search, ("cma", "grid"))
+        if self.search_points < 2:
+            raise ValueError(f"search_points must be >= 2, got {self.search_points}")
+        C.check_positive("ent_coef", self.ent_coef, allow_zero=True)
+        C.check_positive("eval_points", self.eval_points, allow_zero=True)
+        if self.eval_points == 1:
+            raise ValueError("eval_points must be 0 or >= 2, got 1")
+        if not self.hidden or any(h <= 0 for h in self.hidden):
+            raise ValueError(f"hidden must be non-empty positive sizes, got {self.hidden!r}")
+        envs.spec(self.env).require("iwocs", discrete=True)
+        uncertainty_set(self)
+
+    @property
+    def updates_per_problem(self) -> int:
+        return math.ceil(self.steps_per_problem / (self.num_envs * self.num_steps))
+
+
+def uncertainty_set(config) -> robust.UncertaintySet:
+    if config.robust_set:
+        return robust.UncertaintySet(config.env, config.robust_set)
+    return robust.reference_set(config.env)
+
+
+class Carry(NamedTuple):
+    ensemble: Any  # parameters of policies 0..num_chunks-1, stacked; entries >= problem are unused
+    current: TrainState  # the policy being trained
+    env_state: Any
+    obs: jax.Array
+    worst: jax.Array  # the point of the set the current problem trains on
+    problem: jax.Array  # index of the static problem this chunk solves
+    key: jax.Array
+    env_steps: jax.Array
+
+
+def composite_act(net: Player, ensemble, count, obs):
+    """Greedy action of pi_i: policy j* = argmin_{j < count} V_j(obs) acts (one observation)."""
+    logits, values = jax.vmap(lambda p: (net.apply(p, obs[None])[0].logits[0], net.apply(p, obs[None])[1][0]))(ensemble)
+    values = jnp.where(jnp.arange(values.shape[0]) < count, values, jnp.inf)
+    return jnp.argmax(logits[jnp.argmin(values)])
+
+
+def cma_search(config: Config, uset, score, key):
+    """argmin over the box of `score(points [P, d]) -> [P]` by CMA-ES in [0, 1]^d (evosax)."""
+    from evosax.algorithms import CMA_ES
+
+    es = CMA_ES(population_size=config.search_population, solution=jnp.zeros(uset.dim))
+    params = es.default_params.replace(std_init=0.5)
+    low, high = jnp.asarray(uset.low), jnp.asarray(uset.high)
+    k_init, k_run = jax.random.split(key)
+    state = es.init(k_init, jnp.full(uset.dim, 0.5), params)
+
+    def generation(c, k):
+        state, best_x, best_f = c
+        k_ask, k_tell = jax.random.split(k)
+        z, state = es.ask(k_ask, state, params)
+        z = jnp.clip(z, 0.0, 1.0)
+        f = score(low + z * (high - low))
+        state, _ = es.tell(k_tell, z, f, state, params)
+        i = jnp.argmin(f)
+        better = f[i] < best_f
+        return (state, jnp.where(better, z[i], best_x), jnp.where(better, f[i], best_f)), None
+
+    init = (state, jnp.full(uset.dim, 0.5), jnp.float32(jnp.inf))
+    (_, z, f), _ = jax.lax.scan(generation, init, jax.random.split(k_run, config.search_generations))
+    return low + z * (high - low), f
+
+
+def make_train(config: Config) -> Trainer:
+    env, env_params = robust.make_robust(config.env)
+    uset = uncertainty_set(config)
+    spec = envs.spec(config.env)
+    obs_dim = math.prod(spec.obs_shape)
+    net = Player(spec.action_dim, True, tuple(config.hidden))
+    n = config.num_envs
+    nominal = uset.nominal(env_params)
+
+    class PerEnvParams:  # a batch of envs, each with its own dynamics
+        @staticmethod
+        def step(keys, state, action, params):
+            return jax.vmap(env.step)(keys, state, action, params)
+
+    def batch_params(values):
+        return jax.vmap(uset.apply, (None, 0))(env_params, values)
+
+    def init(key) -> Carry:
+        k_net, k_env, key = jax.random.split(key, 3)
+        ts = init_player(k_net, net, obs_dim, config.lr, config.max_grad_norm)
+        ensemble = jax.tree.map(lambda x: jnp.stack([x] * config.num_chunks), ts.params)
+        obs, env_state = jax.vmap(env.reset, (0, None))(jax.random.split(k_env, n), env_params)
+        worst = jnp.asarray(nominal)
+        return Carry(ensemble, ts, env_state, obs, worst, jnp.int32(0), key, jnp.int32(0))
+
+    def policy_of(ensemble, count):
+        return lambda obs, key: composite_act(net, ensemble, count, obs)
+
+    def search(carry: Carry, key):
+        act_fn = policy_of(carry.ensemble, carry.problem)
+
+        def score(points):
+            return jax.vmap(lambda v: evaluate(env, uset.apply(env_params, v), act_fn, key, config.search_episodes,
+                                               spec.max_steps)[0])(points)
+
+        if config.search == "grid":
+            points = uset.grid(config.search_points)
+            f = score(points)
+            return points[jnp.argmin(f)], f.min()
+        return cma_search(config, uset, score, key)
+
+    def ppo_step(carry: Carry, key):
+        k_dr, k_roll, k_upd = jax.random.split(key, 3)
+        dr = uset.sample(k_dr, n)
+        values = jnp.where(carry.problem == 0, dr, jnp.broadcast_to(carry.worst, dr.shape))
+
+        def act_fn(o, k):
+            a, lp, v = act(net, carry.current.params, o, k)
+            return a, dict(obs=o, a=a, lp=lp, v=v)
+
+        env_state, obs, traj = rollout(PerEnvParams, batch_params(values), carry.env_state, carry.obs, k_roll,
+                                       act_fn, config.num_steps, n)
+        r = traj.record
+        batch = advantages(net, carry.current.params, r["obs"], r["a"], r["lp"], r["v"], traj.final_obs,
+                           traj.reward, traj.terminated, traj.done, config, config.ent_coef)
+        ts, aux = ppo_update(net, carry.current, batch, k_upd, config)
+        carry = carry._replace(current=ts, env_state=env_state, obs=obs, env_steps=carry.env_steps + n * config.num_steps)
+        return carry, (aux, traj.episode_return, traj.done)
+
+    def update(carry: Carry):
+        key, k_search, k_train, k_eval = jax.random.split(carry.key, 4)
+        worst, worst_return = jax.lax.cond(carry.problem > 0, lambda: search(carry, k_search),
+                                           lambda: (carry.worst, jnp.float32(jnp.nan)))
+        carry = carry._replace(worst=worst, key=key)
+        carry, (aux, returns, done) = jax.lax.scan(ppo_step, carry, jax.random.split(k_train, config.updates_per_problem))
+        ensemble = jax.tree.map(lambda e, p: e.at[carry.problem].set(p), carry.ensemble, carry.current.params)
+        carry = carry._replace(ensemble=ensemble, problem=carry.problem + 1)
+        metrics = {k: v[-1] for k, v in aux.items()}
+        metrics.update(episode_metrics(returns, done), env_steps=carry.env_steps, search_worst=worst_return)
+        metrics.update({f"worst_{name}": worst[i] for i, name in enumerate(uset.names)})
+        if config.eval_points:
+            res = grid_returns(env, env_params, uset, uset.grid(config.eval_points),
+                               policy_of(carry.ensemble, carry.problem), k_eval, config.eval_episodes, spec.max_steps)
+            metrics.update(eval_worst=res.worst, eval_mean=res.mean)
+        return carry, metrics
+
+    return Trainer(init, update, config.num_chunks)
+
+
+def make_policy(config: Config, carry: Carry):
+    """`act(obs, key) -> action` of the composite robust policy of a (single-seed) carry."""
+    net = Player(envs.spec(config.env).action_dim, True, tuple(config.hidden))
+    return lambda obs, key: composite_act(net, carry.ensemble, carry.problem, obs)
+
+
+def main(argv=None):
+    from jaxrl.core.cli import main as cli_main
+
+    return cli_main(Config, make_train, argv)
+
+
+if __name__ == "__main__":
+    main()

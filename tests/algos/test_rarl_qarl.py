@@ -1,0 +1,92 @@
+"""RARL and QARL: QARL's temperature curriculum, and robustness over a pole-length range on CartPole
+against PPO trained on the nominal pole."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from envs.robust import UncertaintySet, make_robust
+from jaxrl.algos import ppo, qarl, rarl
+from jaxrl.core.robust_eval import grid_returns
+
+LENGTHS = UncertaintySet("CartPole-v1", (("length", 0.25, 2.5),))
+STEPS = 80_000  # env steps per run, both players' rollouts counted
+
+
+def test_linear_schedule_is_monotone_and_reaches_the_target_at_its_fraction():
+    cfg = qarl.Config(curriculum="linear", total_timesteps=2048 * 30, num_steps=128, num_chunks=1)
+    n = cfg.num_iterations
+    t = np.asarray(jax.vmap(lambda i: qarl.linear_temperature(cfg, i))(jnp.arange(n)))
+    assert np.isclose(t[0], 0.05) and np.all(np.diff(t) <= 0)
+    k = int(np.ceil(cfg.linear_fraction * n))
+    assert np.allclose(t[k:], 0.001) and np.all(t[: k] > 0.001)
+
+
+def test_spdl_moves_toward_the_target_within_its_kl_bound_and_never_back():
+    cfg = qarl.Config()
+    rng = np.random.default_rng(0)
+    k, ks = jnp.float32(cfg.k_start), []
+    step = jax.jit(lambda k, t, g: qarl.spdl_step(cfg, k, t, g))
+    for i in range(40):
+        temps = jnp.asarray(rng.gamma(float(k), 1 / cfg.gamma_rate, 8), jnp.float32)
+        perf = jnp.asarray(rng.normal(50.0, 1.0, 8) * (i % 5 != 0), jnp.float32)  # every 5th: a failing protagonist
+        k_new = step(k, temps, perf)
+        assert float(qarl.gamma_kl(k_new, k)) <= cfg.kl_bound + 1e-4
+        if i % 5 == 0:
+            assert float(k_new) == float(k)  # performance under perf_lb: no move
+        ks.append(float(k_new))
+        k = k_new
+    assert np.all(np.diff(ks) <= 0) and ks[-1] < 2.0  # monotone, and it gets near the target k = 1
+    # the KL formula against a Monte-Carlo estimate
+    x = rng.gamma(3.0, 1 / 1000.0, 200_000)
+    mc = np.mean(qarl.gamma_logpdf(x, 3.0, 1000.0) - qarl.gamma_logpdf(x, 5.0, 1000.0))
+    assert np.isclose(qarl.gamma_kl(3.0, 5.0), mc, atol=0.01)
+
+
+@pytest.mark.parametrize("bad, match", [(dict(curriculum="cosine"), "curriculum"),
+                                        (dict(k_target=60.0), "k_target"), (dict(force_bound=0.0), "force_bound")])
+def test_bad_config(bad, match):
+    with pytest.raises(ValueError, match=match):
+        qarl.Config(**bad)
+    if "force_bound" in bad:
+        with pytest.raises(ValueError, match=match):
+            rarl.Config(**bad)
+
+
+def _worst(policy, points=10):
+    env, p = make_robust("CartPole-v1")
+    res = jax.jit(lambda k: grid_returns(env, p, LENGTHS, LENGTHS.grid(points), policy, k, 4, 500))(jax.random.key(9))
+    return float(res.worst), float(res.mean)
+
+
+@pytest.fixture(scope="module")
+def ppo_nominal():
+    cfg = ppo.Config(total_timesteps=STEPS, num_envs=8, num_steps=128, hidden=(32, 32), num_chunks=1)
+    carry, _ = jax.jit(ppo.make_train(cfg).train)(jax.random.key(0))
+    return _worst(ppo.make_policy(cfg, carry))
+
+
+def test_rarl_worst_case_over_pole_lengths_is_at_least_ppos(ppo_nominal):
+    cfg = rarl.Config(total_timesteps=STEPS, num_envs=8, num_steps=128, hidden=(32, 32), num_chunks=1)
+    carry, m = jax.jit(rarl.make_train(cfg).train)(jax.random.key(0))
+    worst, mean = _worst(rarl.make_policy(cfg, carry.pro))
+    print("PPO worst/mean", ppo_nominal, "RARL worst/mean", (worst, mean))
+    assert worst >= ppo_nominal[0], (worst, ppo_nominal)
+    assert mean >= 200, mean
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", ["rarl", "qarl", "qarl_linear"])
+def test_long_form_worst_case_at_least_ppos_over_three_seeds(algo):
+    cfgs = {"rarl": rarl.Config(total_timesteps=300_000, num_chunks=1),
+            "qarl": qarl.Config(total_timesteps=300_000, num_chunks=1),
+            "qarl_linear": qarl.Config(total_timesteps=300_000, num_chunks=1, curriculum="linear")}
+    cfg, mod = cfgs[algo], (rarl if algo == "rarl" else qarl)
+    base = ppo.Config(total_timesteps=300_000, num_envs=8, num_steps=128, num_chunks=1)
+    ours, theirs = [], []
+    for seed in range(3):
+        carry, _ = jax.jit(mod.make_train(cfg).train)(jax.random.key(seed))
+        ours.append(_worst(mod.make_policy(cfg, carry.pro))[0])
+        pc, _ = jax.jit(ppo.make_train(base).train)(jax.random.key(seed))
+        theirs.append(_worst(ppo.make_policy(base, pc))[0])
+    assert np.mean(ours) >= np.mean(theirs), (ours, theirs)

@@ -1,0 +1,28 @@
+"""benchmarks.robust: registered as the "robust" suite; its grid-speed part at the tiny scale, and
+its files (CSV, markdown, PNG) from rows of the shape its other parts produce. The training parts
+compile several learners, so they run in the benchmark itself, not here."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))  # benchmarks/ is not an installed package
+
+from benchmarks import robust, suites  # noqa: E402
+
+
+@pytest.mark.timeout(300)
+def test_grid_speed_tiny_and_files(tmp_path):
+    assert suites.MODULE_SUITES["robust"] == ["benchmarks.robust"] and "robust" in suites.SUITES
+    (speed,) = robust.grid_speed("tiny")
+    assert speed["points"] == 9 and speed["vmap_s"] > 0 and speed["loop_s"] > 0 and speed["same_returns"]
+    assert speed["ratio"] == pytest.approx(speed["loop_s"] / speed["vmap_s"], rel=0.05)
+    rob = [{"benchmark": "robust", "part": "robustness", "method": "m", "worst": 10.0, "average": 20.0}]
+    cert = [{"benchmark": "robust", "part": "certificates", "sigma": 0.2, "epsilon": e, "certified_return": 9.0 - e}
+            for e in robust.EPSILONS]
+    files = robust.write(rob + cert + [speed], {"m": np.arange(9.0)}, "tiny", tmp_path)
+    for path in (files["csv"], files["md"], str(Path(files["csv"]).with_suffix(".png"))):
+        assert Path(path).stat().st_size > 100
+    assert "grid_speed" in Path(files["md"]).read_text()
