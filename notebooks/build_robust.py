@@ -5,10 +5,9 @@ Every notebook in notebooks/ has a code cell tagged `parameters` (papermill's co
 sets at least BUDGET (env steps per seed) and NUM_SEEDS; tests/test_notebooks.py runs each one
 with tiny values injected after that cell.
 """
-from pathlib import Path
+from nbformat.v4 import new_code_cell, new_markdown_cell
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbbuild import write
 
 CELLS = [
     new_markdown_cell("""# Robust RL: a worst case over an uncertainty set in one vmap
@@ -87,18 +86,5 @@ display(Image("certificates.png"))"""),
 ]
 
 
-def build() -> nbformat.NotebookNode:
-    nb = new_notebook(cells=CELLS)
-    for i, cell in enumerate(nb.cells):  # stable ids: rebuilding changes nothing unless cells do
-        cell.id = f"cell-{i}"
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    return nb
-
-
 if __name__ == "__main__":
-    out = Path(__file__).with_name("robust.ipynb")
-    nb = build()
-    nbformat.validate(nb)
-    nbformat.write(nb, out)
-    print(f"wrote {out}")
+    write(CELLS, "robust.ipynb")
