@@ -31,6 +31,7 @@ MODULE_SUITES: dict[str, list[str]] = {
     "stream-x": ["benchmarks.stream_speed", "benchmarks.stream_barrier"],
     "generative": ["benchmarks.rlcm_vs_ddpo"],
     "offline": ["benchmarks.offline"],
+    "offline-robust": ["benchmarks.offline_robust"],
 }
 
 SUITES: dict[str, Callable[..., list[dict]]] = {}

@@ -51,7 +51,7 @@ from flax.training.train_state import TrainState
 import envs
 from jaxrl.core import config as C
 from jaxrl.core import offline
-from jaxrl.core.buffer import Buffer, buffer_add, buffer_init, buffer_sample
+from jaxrl.core.buffer import Buffer, buffer_init, buffer_sample
 from jaxrl.core.nets import MLP, QEnsemble
 from jaxrl.core.offline import Batch, OfflineData
 from jaxrl.core.train import Trainer
@@ -200,6 +200,16 @@ class Carry(NamedTuple):
     updates: jax.Array  # gradient updates so far
 
 
+def store(buf: Buffer, t: Batch, write) -> Buffer:
+    """`buf` with transition `t` written at the FIFO pointer if `write`, else unchanged (one row
+    rewritten in place either way, so that offline iterations do not copy the buffer)."""
+    idx = buf.ptr
+    row = jax.tree.map(lambda new, d: jnp.where(write, new.astype(d.dtype), d[idx]), t, buf.data)
+    data = jax.tree.map(lambda d, r: d.at[idx].set(r), buf.data, row)
+    cap = buf.capacity
+    return Buffer(data, jnp.where(write, (idx + 1) % cap, idx), jnp.where(write, jnp.minimum(buf.size + 1, cap), buf.size))
+
+
 def make_learner(config: Config, spec: envs.EnvSpec) -> offline.Learner:
     """RO2O as pure functions of the dataset (see `jaxrl.core.offline`)."""
     actor_net = Actor(spec.action_dim, tuple(config.hidden))
@@ -287,18 +297,21 @@ def make_learner(config: Config, spec: envs.EnvSpec) -> offline.Learner:
         next_obs, env_state, reward, term, trunc, info = venv.step(
             k_env[None], carry.env_state, offline.env_action(spec, action), env_params)
         final = (info["final_observation"] - data.obs_mean) / data.obs_std
-        t = Batch(norm_obs, action, reward, final, term.astype(jnp.float32))
-        buffer = jax.tree.map(lambda new, old: jnp.where(online, new, old), buffer_add(carry.buffer, t), carry.buffer)
-        carry = jax.tree.map(lambda new, old: jnp.where(online, new, old),
-                             carry._replace(env_state=env_state, obs=next_obs), carry)
-        carry = carry._replace(buffer=buffer)
+        t = Batch(norm_obs[0], action[0], reward[0], final[0], term[0].astype(jnp.float32))
+        buffer = store(carry.buffer, t, online)
+        keep = lambda new, old: jnp.where(online, new, old)
+        carry = carry._replace(env_state=jax.tree.map(keep, env_state, carry.env_state), obs=keep(next_obs, carry.obs),
+                               buffer=buffer)
         # one update, on the dataset offline and on the online buffer once it holds learning_starts
         b_off, b_on = offline.sample(data, k_off, config.batch_size), buffer_sample(buffer, k_on, config.batch_size)
         b = jax.tree.map(lambda x, y: jnp.where(online, y, x), b_off, b_on)
         lam = jnp.where(online, config.ood_lambda_min, ood_lambda(config, carry.updates))
         learn = jnp.logical_or(~online, buffer.size >= config.learning_starts)
         new, m = gradient_update(carry, b, lam, k_upd)
-        carry = jax.tree.map(lambda n_, o: jnp.where(learn, n_, o), new, carry)
+        learner = lambda c: (c.actor, c.critic, c.critic_target, c.alpha, c.updates)
+        actor, critic, critic_target, alpha, updates = jax.tree.map(lambda n_, o: jnp.where(learn, n_, o),
+                                                                    learner(new), learner(carry))
+        carry = carry._replace(actor=actor, critic=critic, critic_target=critic_target, alpha=alpha, updates=updates)
         m = m | {"online_return": jnp.where(online & info["episode_done"][0], info["episode_return"][0], jnp.nan)}
         return carry._replace(iters=carry.iters + 1), m
 

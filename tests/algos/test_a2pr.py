@@ -10,7 +10,7 @@ from jaxrl.algos import a2pr
 from jaxrl.core.run import RunOptions, run
 from tests.offline_data import pendulum
 
-SMALL = dict(total_updates=4_000, num_chunks=2, actor_hidden=(64, 64), critic_hidden=(64, 64), vae_hidden=(64, 64),
+SMALL = dict(total_updates=3_000, num_chunks=1, batch_size=128, actor_hidden=(64, 64), critic_hidden=(64, 64), vae_hidden=(64, 64),
              eval_episodes=10)
 
 

@@ -11,8 +11,8 @@ from jaxrl.algos import ro2o
 from jaxrl.core.run import RunOptions, run
 from tests.offline_data import pendulum
 
-# 3 chunks offline (3k updates) then 3 online (3k env steps, updates from 500 on)
-SMALL = dict(offline_updates=3_000, online_steps=3_000, learning_starts=500, buffer_size=3_000, num_chunks=6,
+# CI form: 3k offline updates (2 chunks), then 1.5k env steps online (1 chunk; updates from step 300)
+SMALL = dict(offline_updates=3_000, online_steps=1_500, learning_starts=300, buffer_size=1_500, num_chunks=3,
              hidden=(64, 64), num_critics=4, num_perturb=4, batch_size=128, eval_episodes=10)
 
 
@@ -44,17 +44,31 @@ def test_config_errors(field, value, message):
 
 
 def test_offline_then_online_keeps_its_score():
-    """Both phases, 2 seeds. Thresholds: after the offline phase the mean score over 2 seeds is >= 25
-    normalised (random = 0); after online fine-tuning it has not dropped more than 15 points below
-    that; the online phase stepped the env and updated (counters)."""
+    """Both phases in one program, 2 seeds. Thresholds: after the offline phase the mean score over
+    the 2 seeds is >= 25 normalised (random = 0); after 1.5k online steps it is >= 25 still and has
+    not dropped more than 30 points below the offline score; the counters show the online phase
+    stepped the env and updated from `learning_starts` on."""
     _, data = pendulum()
     ds = data["medium"]
     result = run(ro2o.make_train(ro2o.Config(**SMALL), ds), RunOptions(num_seeds=2, progress=False))
     score = result.metrics["normalized_score"]  # [chunks, seeds]
-    offline_end, online_end = score[2].mean(), score[-1].mean()
+    offline_end, online_end = score[1].mean(), score[-1].mean()
     print(f"RO2O medium: per chunk {score.mean(1)}; online returns {result.metrics['online_return'].mean(1)}")
-    assert result.metrics["online_steps"][-1].tolist() == [3_000, 3_000]
-    assert result.metrics["updates"][-1].tolist() == [3_000 + 2_501, 3_000 + 2_501]
+    assert result.metrics["online_steps"][:, 0].tolist() == [0, 0, 1_500]
+    assert result.metrics["updates"][-1].tolist() == [3_000 + 1_201, 3_000 + 1_201]
     assert np.isfinite(result.metrics["critic_loss"]).all()
     assert offline_end >= 25.0
-    assert online_end >= offline_end - 15.0
+    assert online_end >= max(25.0, offline_end - 30.0)
+
+
+def test_store_writes_only_when_asked():
+    from jaxrl.core.buffer import buffer_init
+    from jaxrl.core.offline import Batch
+
+    t = Batch(jnp.ones(2), jnp.ones(1), jnp.float32(1.0), jnp.ones(2), jnp.float32(0.0))
+    buf = buffer_init(t, 2)
+    same = ro2o.store(buf, t, jnp.bool_(False))
+    assert int(same.size) == 0 and int(same.ptr) == 0 and float(same.data.reward.sum()) == 0.0
+    b = ro2o.store(ro2o.store(ro2o.store(buf, t, True), t._replace(reward=jnp.float32(2.0)), True),
+                   t._replace(reward=jnp.float32(3.0)), True)
+    assert int(b.size) == 2 and int(b.ptr) == 1 and b.data.reward.tolist() == [3.0, 2.0]  # FIFO wrap-around
