@@ -10,7 +10,7 @@ from jaxrl.algos import riql
 from jaxrl.core.run import RunOptions, run
 from tests.offline_data import pendulum
 
-SMALL = dict(total_updates=3_000, num_chunks=1, hidden=(64, 64), eval_episodes=10, num_critics=3, batch_size=128)
+SMALL = dict(total_updates=4_000, num_chunks=2, hidden=(64, 64), eval_episodes=10, num_critics=3)
 
 
 def test_huber_hand_values():
