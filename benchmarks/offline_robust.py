@@ -47,12 +47,12 @@ SCALES = {
                ro2o=dict(offline_updates=300, online_steps=300, learning_starts=100, buffer_size=300, num_chunks=2,
                          hidden=(16, 16), num_critics=2, num_perturb=2, batch_size=32, eval_episodes=2)),
     "reduced": dict(envs=("Pendulum-v1",), gen=PENDULUM_GEN, seeds=2, fields=FIELDS, modes=MODES, rate=0.3, scale=1.0,
-                    attacker=dict(offline_updates=2_000, num_critics=4, hidden=(64, 64), num_perturb=4, batch_size=128),
-                    offline=dict(total_updates=1_500, num_chunks=1, eval_episodes=10, batch_size=128),
-                    hidden=(64, 64), mixed_levels=("medium-replay", "medium-expert"),
-                    ro2o=dict(offline_updates=3_000, online_steps=3_000, learning_starts=300, buffer_size=3_000,
-                              num_chunks=6, hidden=(64, 64), num_critics=4, num_perturb=4, batch_size=128,
-                              eval_episodes=10)),
+                    attacker=dict(offline_updates=1_000, num_critics=4, hidden=(32, 32), num_perturb=2, batch_size=128),
+                    offline=dict(total_updates=1_500, num_chunks=1, eval_episodes=5, batch_size=128),
+                    hidden=(32, 32), mixed_levels=("medium-replay", "medium-expert"),
+                    ro2o=dict(offline_updates=2_000, online_steps=2_000, learning_starts=300, buffer_size=2_000,
+                              num_chunks=4, hidden=(32, 32), num_critics=4, num_perturb=2, batch_size=128,
+                              eval_episodes=5)),
     "full": dict(envs=("brax/hopper", "brax/halfcheetah"), gen=dict(size=1_000_000), seeds=5, fields=FIELDS,
                  modes=MODES, rate=0.3, scale=1.0, attacker=dict(offline_updates=300_000),
                  offline=dict(total_updates=1_000_000, num_chunks=10, eval_episodes=10), hidden=None,
@@ -146,12 +146,16 @@ def offline_to_online(env: str, data: dict, s: dict) -> list[dict]:
     return rows
 
 
-def run_all(scale: str, cache_dir: str = "") -> list[dict]:
+def run_all(scale: str, cache_dir: str = "", done=None) -> list[dict]:
+    """Every part on every env of the scale; `done(rows)` is called after each part (partial reports)."""
     s = SCALES[scale]
     rows = []
     for env in s["envs"]:
         data = _datasets(env, s, cache_dir)
-        rows += corruption(env, data, s) + mixed(env, data, s) + offline_to_online(env, data, s)
+        for part in (offline_to_online, mixed, corruption):
+            rows += part(env, data, s)
+            if done is not None:
+                done(rows)
     return rows
 
 
@@ -279,7 +283,7 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--out-dir", type=Path, default=RESULTS)
     p.add_argument("--cache-dir", default="", help="dataset cache (default: the user cache)")
     args = p.parse_args(argv)
-    rows = run_all(args.scale, args.cache_dir)
+    rows = run_all(args.scale, args.cache_dir, done=lambda rows: write(rows, args.scale, args.out_dir))
     files = write(rows, args.scale, args.out_dir)
     print(to_markdown(rows, args.scale))
     print(f"wrote {files['csv']}, {files['md']} and {files['png']}")
