@@ -32,6 +32,7 @@ MODULE_SUITES: dict[str, list[str]] = {
     "generative": ["benchmarks.rlcm_vs_ddpo"],
     "offline": ["benchmarks.offline"],
     "robust": ["benchmarks.robust"],
+    "offline-robust": ["benchmarks.offline_robust"],
 }
 
 SUITES: dict[str, Callable[..., list[dict]]] = {}

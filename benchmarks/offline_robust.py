@@ -1,0 +1,294 @@
+"""Robust offline RL benchmark (issue "Offline RL II"): RIQL against IQL and CQL under each kind and
+mode of data corruption, A2PR against TD3+BC on mixed-quality datasets, and RO2O's offline->online
+curve against the same agent fine-tuned without its uncertainty and smoothness terms.
+
+    python -m benchmarks.offline_robust --scale full      # brax hopper + halfcheetah, 5 seeds
+    python -m benchmarks.offline_robust --scale reduced   # Pendulum-v1, 2 seeds, a few minutes on a CPU
+    python -m benchmarks.offline_robust --scale ci        # seconds-to-minutes: checks that it works
+
+- Corruption (RIQL's Tables 1-2 setting): on each env's medium-replay dataset, `envs.datasets.corrupt`
+  makes one dataset per (field, mode) at rate c and scale eps (the README's 0.3 / 1.0); the
+  adversarial kind attacks with `jaxrl.datasets.adversarial`'s Q-ensemble agent. For each algorithm
+  the clean dataset and the eight corrupted ones train as ONE program (seeds x datasets). Scores are
+  the last evaluation's normalised score, mean +- std over seeds.
+- Mixed quality (A2PR's setting): A2PR and TD3+BC on medium-replay and medium-expert.
+- Offline -> online (RO2O's setting): RO2O from the medium dataset, and the same schedule with its
+  regularisers off (beta_ood = beta_policy = eta = 0: plain SAC-N fine-tuning); the score after
+  every chunk gives the curve, and the "drop" is the lowest online score minus the last offline one.
+  (IQL fine-tuning, the paper's other baseline, has no online phase in this suite.)
+
+Writes `offline_robust-<date>-<device>.csv`, `.md` and `.png` into --out-dir.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import importlib
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import RESULTS, device_slug, machine
+
+FIELDS = ("observations", "actions", "rewards", "dynamics")
+MODES = ("random", "adversarial")
+CORRUPTION_ALGOS = ("riql", "iql", "cql")
+MIXED_ALGOS = ("a2pr", "td3_bc")
+PENDULUM_GEN = dict(agent="ppo", agent_steps=60_000, snapshots=6, size=10_000, eval_episodes=8, num_envs=10)
+
+SCALES = {
+    "ci": dict(envs=("Pendulum-v1",), gen=PENDULUM_GEN, seeds=2, fields=("dynamics",), modes=("random",),
+               rate=0.3, scale=1.0, attacker=dict(offline_updates=200, num_critics=2, hidden=(16,), num_perturb=2),
+               offline=dict(total_updates=200, num_chunks=1, eval_episodes=2),
+               hidden=(16, 16), mixed_levels=("medium-expert",),
+               ro2o=dict(offline_updates=300, online_steps=300, learning_starts=100, buffer_size=300, num_chunks=2,
+                         hidden=(16, 16), num_critics=2, num_perturb=2, batch_size=32, eval_episodes=2)),
+    "reduced": dict(envs=("Pendulum-v1",), gen=PENDULUM_GEN, seeds=2, fields=FIELDS, modes=MODES, rate=0.3, scale=1.0,
+                    attacker=dict(offline_updates=1_000, num_critics=4, hidden=(32, 32), num_perturb=2, batch_size=128),
+                    offline=dict(total_updates=1_500, num_chunks=1, eval_episodes=5, batch_size=128),
+                    hidden=(32, 32), mixed_levels=("medium-replay", "medium-expert"),
+                    ro2o=dict(offline_updates=2_000, online_steps=2_000, learning_starts=300, buffer_size=2_000,
+                              num_chunks=4, hidden=(32, 32), num_critics=4, num_perturb=2, batch_size=128,
+                              eval_episodes=5)),
+    "full": dict(envs=("brax/hopper", "brax/halfcheetah"), gen=dict(size=1_000_000), seeds=5, fields=FIELDS,
+                 modes=MODES, rate=0.3, scale=1.0, attacker=dict(offline_updates=300_000),
+                 offline=dict(total_updates=1_000_000, num_chunks=10, eval_episodes=10), hidden=None,
+                 mixed_levels=("medium-replay", "medium-expert"),
+                 ro2o=dict(offline_updates=1_000_000, online_steps=250_000, num_chunks=25)),
+}
+
+
+def _config(algo: str, s: dict):
+    mod = importlib.import_module(f"jaxrl.algos.{algo}")
+    kw = dict(s["offline"])
+    if s["hidden"] is not None:
+        kw |= dict(actor_hidden=s["hidden"], critic_hidden=s["hidden"], vae_hidden=s["hidden"]) if algo == "a2pr" \
+            else dict(hidden=s["hidden"])
+    if algo == "riql" and s["hidden"] is not None:
+        kw["num_critics"] = 3
+    return mod, mod.Config(**kw)
+
+
+def _datasets(env: str, s: dict, cache_dir: str):
+    from envs.datasets import load
+    from jaxrl.datasets.generate import GenerateConfig, generate
+
+    gen = GenerateConfig(**{"env": env, "progress": False, "cache_dir": cache_dir, **s["gen"]})
+    return {lvl: load(p) for lvl, p in generate(gen).items()}
+
+
+def _score_rows(mod, cfg, datasets: dict, seeds: int, base: dict) -> list[dict]:
+    t0 = time.perf_counter()
+    _, m = mod.train_sweep(cfg, list(datasets.values()), seeds)
+    secs = time.perf_counter() - t0
+    score = np.asarray(m["normalized_score"])[:, :, -1]
+    return [{**base, "dataset": name, "score_mean": float(sc.mean()), "score_std": float(sc.std()),
+             "seeds": seeds, "program_s": secs, "datasets_in_program": len(datasets)}
+            for name, sc in zip(datasets, score)]
+
+
+def corruption(env: str, data: dict, s: dict) -> list[dict]:
+    """Each algorithm on the clean medium-replay data and its corrupted versions, one program each."""
+    import envs
+    from envs.datasets.corrupt import corrupt
+    from jaxrl.datasets.adversarial import attacker
+
+    clean = data["medium-replay"]
+    spec = envs.spec(env)
+    sets = {"clean": clean}
+    q_fn = policy_fn = None
+    if "adversarial" in s["modes"]:
+        q_fn, policy_fn = attacker(clean, **s["attacker"])
+    for mode in s["modes"]:
+        for field in s["fields"]:
+            sets[f"{mode} {field}"] = corrupt(clean, field, mode, rate=s["rate"], scale=s["scale"], seed=0,
+                                              q_fn=q_fn, policy_fn=policy_fn, action_bounds=(spec.low(), spec.high()))
+    rows = []
+    for algo in CORRUPTION_ALGOS:
+        mod, cfg = _config(algo, s)
+        rows += _score_rows(mod, cfg, sets, s["seeds"], {"benchmark": "corruption", "env": env, "algo": algo,
+                                                         "rate": s["rate"], "scale": s["scale"]})
+    return rows
+
+
+def mixed(env: str, data: dict, s: dict) -> list[dict]:
+    rows = []
+    for algo in MIXED_ALGOS:
+        mod, cfg = _config(algo, s)
+        for lvl in s["mixed_levels"]:
+            ds = data[lvl]
+            rows += [{**r, "behavior_score": float(ds.normalized_score(ds.behavior_return))}
+                     for r in _score_rows(mod, cfg, {lvl: ds}, s["seeds"], {"benchmark": "mixed", "env": env,
+                                                                            "algo": algo})]
+    return rows
+
+
+def offline_to_online(env: str, data: dict, s: dict) -> list[dict]:
+    """RO2O and its regularisers off, from the medium dataset: one row per chunk."""
+    from jaxrl.algos import ro2o
+
+    rows = []
+    variants = {"ro2o": {}, "sac-n (no smoothness/OOD)": dict(beta_ood=0.0, beta_policy=0.0, q_smooth=0.0)}
+    for name, kw in variants.items():
+        cfg = ro2o.Config(**(s["ro2o"] | kw))
+        t0 = time.perf_counter()
+        _, m = ro2o.train_sweep(cfg, [data["medium"]], s["seeds"])
+        secs = time.perf_counter() - t0
+        score, steps = np.asarray(m["normalized_score"])[0], np.asarray(m["online_steps"])[0, 0]
+        for c in range(score.shape[1]):
+            rows.append({"benchmark": "offline_to_online", "env": env, "algo": name, "chunk": c,
+                         "online_steps": int(steps[c]), "phase": "online" if steps[c] > 0 else "offline",
+                         "score_mean": float(score[:, c].mean()), "score_std": float(score[:, c].std()),
+                         "seeds": s["seeds"], "program_s": secs})
+    return rows
+
+
+def run_all(scale: str, cache_dir: str = "", done=None) -> list[dict]:
+    """Every part on every env of the scale; `done(rows)` is called after each part (partial reports)."""
+    s = SCALES[scale]
+    rows = []
+    for env in s["envs"]:
+        data = _datasets(env, s, cache_dir)
+        for part in (offline_to_online, mixed, corruption):
+            rows += part(env, data, s)
+            if done is not None:
+                done(rows)
+    return rows
+
+
+# ----------------------------------------------------------------------------------- report
+
+
+def o2o_summary(rows: list[dict]) -> list[dict]:
+    """Per (env, algo): the last offline score, the lowest and the last online score, the drop."""
+    out = []
+    o2o = [r for r in rows if r["benchmark"] == "offline_to_online"]
+    for key in dict.fromkeys((r["env"], r["algo"]) for r in o2o):
+        rs = [r for r in o2o if (r["env"], r["algo"]) == key]
+        off = [r["score_mean"] for r in rs if r["phase"] == "offline"]
+        on = [r["score_mean"] for r in rs if r["phase"] == "online"]
+        if off and on:
+            out.append({"env": key[0], "algo": key[1], "offline_end": off[-1], "online_min": min(on),
+                        "online_end": on[-1], "drop": min(on) - off[-1]})
+    return out
+
+
+def to_markdown(rows: list[dict], scale: str) -> str:
+    m = machine()
+    out = [f"# Robust offline RL ({scale} scale)", "", f"machine: {m['cpu']} ({m['cores']} cores), jax {m['jax']}", ""]
+    cor = [r for r in rows if r["benchmark"] == "corruption"]
+    if cor:
+        algos = list(dict.fromkeys(r["algo"] for r in cor))
+        out += [f"## Corruption (medium-replay, rate {cor[0]['rate']}, scale {cor[0]['scale']}; last normalised "
+                f"score, mean ± std over {cor[0]['seeds']} seeds)", "",
+                "| env | data | " + " | ".join(algos) + " |", "|---|---|" + "---|" * len(algos)]
+        for key in dict.fromkeys((r["env"], r["dataset"]) for r in cor):
+            cells = {r["algo"]: f"{r['score_mean']:.1f} ± {r['score_std']:.1f}" for r in cor
+                     if (r["env"], r["dataset"]) == key}
+            out.append(f"| {key[0]} | {key[1]} | " + " | ".join(cells.get(a, "") for a in algos) + " |")
+        for env in dict.fromkeys(r["env"] for r in cor):
+            means = {a: np.mean([r["score_mean"] for r in cor if r["env"] == env and r["algo"] == a
+                                 and r["dataset"] != "clean"]) for a in algos}
+            out.append(f"| {env} | mean over corrupted | " + " | ".join(f"{means[a]:.1f}" for a in algos) + " |")
+        out.append("")
+    mix = [r for r in rows if r["benchmark"] == "mixed"]
+    if mix:
+        algos = list(dict.fromkeys(r["algo"] for r in mix))
+        out += ["## Mixed-quality datasets", "", "| env | level | behaviour | " + " | ".join(algos) + " |",
+                "|---|---|---|" + "---|" * len(algos)]
+        for key in dict.fromkeys((r["env"], r["dataset"]) for r in mix):
+            rs = [r for r in mix if (r["env"], r["dataset"]) == key]
+            cells = {r["algo"]: f"{r['score_mean']:.1f} ± {r['score_std']:.1f}" for r in rs}
+            out.append(f"| {key[0]} | {key[1]} | {rs[0]['behavior_score']:.1f} | "
+                       + " | ".join(cells.get(a, "") for a in algos) + " |")
+        out.append("")
+    summ = o2o_summary(rows)
+    if summ:
+        out += ["## Offline -> online (from medium)", "",
+                "| env | algo | last offline | lowest online | last online | drop |", "|---|---|---|---|---|---|"]
+        out += [f"| {r['env']} | {r['algo']} | {r['offline_end']:.1f} | {r['online_min']:.1f} | {r['online_end']:.1f} "
+                f"| {r['drop']:+.1f} |" for r in summ]
+        out.append("")
+    return "\n".join(out)
+
+
+def plot(rows: list[dict], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cor = [r for r in rows if r["benchmark"] == "corruption"]
+    o2o = [r for r in rows if r["benchmark"] == "offline_to_online"]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    if cor:
+        names = list(dict.fromkeys(r["dataset"] for r in cor))
+        algos = list(dict.fromkeys(r["algo"] for r in cor))
+        w = 0.8 / len(algos)
+        for i, a in enumerate(algos):
+            vals = [next(r["score_mean"] for r in cor if r["algo"] == a and r["dataset"] == n) for n in names]
+            errs = [next(r["score_std"] for r in cor if r["algo"] == a and r["dataset"] == n) for n in names]
+            axes[0].bar(np.arange(len(names)) + i * w, vals, w, yerr=errs, label=a)
+        axes[0].set_xticks(np.arange(len(names)) + 0.4 - w / 2, names, rotation=45, ha="right", fontsize=7)
+        axes[0].set_ylabel("normalised score")
+        axes[0].set_title(f"corruption ({cor[0]['env']})")
+        axes[0].legend()
+    for a in dict.fromkeys(r["algo"] for r in o2o):
+        rs = [r for r in o2o if r["algo"] == a]
+        x = [r["chunk"] for r in rs]
+        mean, std = np.array([r["score_mean"] for r in rs]), np.array([r["score_std"] for r in rs])
+        axes[1].plot(x, mean, label=a)
+        axes[1].fill_between(x, mean - std, mean + std, alpha=0.2)
+    if o2o:
+        first_online = min((r["chunk"] for r in o2o if r["phase"] == "online"), default=None)
+        if first_online is not None:
+            axes[1].axvline(first_online - 0.5, color="gray", ls="--", lw=1)
+        axes[1].set_xlabel("chunk (dashed: online from here)")
+        axes[1].set_title("offline -> online")
+        axes[1].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write(rows: list[dict], scale: str, out_dir: Path) -> dict:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = out_dir / f"offline_robust-{datetime.date.today()}-{device_slug()}"
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    with open(f"{stem}.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, keys)
+        w.writeheader()
+        w.writerows(rows)
+    Path(f"{stem}.md").write_text(to_markdown(rows, scale))
+    plot(rows, f"{stem}.png")
+    return {"csv": f"{stem}.csv", "md": f"{stem}.md", "png": f"{stem}.png"}
+
+
+def suite(scale: str, skip_peers: bool = False, out_dir: Path | None = None) -> list[dict]:
+    """Rows for `benchmarks.run` (no peers are run). Full scale writes into benchmarks/results/,
+    ci scale into a temporary directory."""
+    if out_dir is None:
+        out_dir = RESULTS if scale == "full" else Path(tempfile.mkdtemp(prefix="offline-robust-ci-"))
+    rows = run_all(scale, cache_dir="" if scale == "full" else str(out_dir / "cache"))
+    files = write(rows, scale, out_dir)
+    return [{**r, **files} for r in rows]
+
+
+def main(argv=None) -> list[dict]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--scale", choices=sorted(SCALES), default="full")
+    p.add_argument("--out-dir", type=Path, default=RESULTS)
+    p.add_argument("--cache-dir", default="", help="dataset cache (default: the user cache)")
+    args = p.parse_args(argv)
+    rows = run_all(args.scale, args.cache_dir, done=lambda rows: write(rows, args.scale, args.out_dir))
+    files = write(rows, args.scale, args.out_dir)
+    print(to_markdown(rows, args.scale))
+    print(f"wrote {files['csv']}, {files['md']} and {files['png']}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

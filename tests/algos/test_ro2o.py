@@ -1,0 +1,74 @@
+"""RO2O: the smoothness penalty, the Gaussian KL and the lambda schedule against hand values,
+config errors before compiling, and a run through both phases on the small generated Pendulum
+medium dataset (offline pre-training then online fine-tuning in the env, one program)."""
+import math
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxrl.algos import ro2o
+from jaxrl.core.run import RunOptions, run
+from tests.offline_data import pendulum
+
+# CI form: 3k offline updates (2 chunks), then 1.5k env steps online (1 chunk; updates from step 300)
+SMALL = dict(offline_updates=3_000, online_steps=1_500, learning_starts=300, buffer_size=1_500, num_chunks=3,
+             hidden=(64, 64), num_critics=4, num_perturb=4, batch_size=128, eval_episodes=10)
+
+
+def test_smooth_penalty_hand_values():
+    # d = +1 weighs (1 - tau), d = -2 weighs tau: tau 0.2 -> 0.8 * 1 and 0.2 * 4; mean over the 2 critics
+    diff = jnp.array([[[1.0], [-2.0]]])  # [n=1, N=2, B=1]
+    np.testing.assert_allclose(ro2o.smooth_penalty(diff, 0.2), [[(0.8 + 0.8) / 2]])
+
+
+def test_gaussian_kl_hand_values():
+    # KL(N(0,1) || N(1,1)) = 0.5; KL(N(0,1) || N(0,2^2)) = log 2 + 1/8 - 1/2
+    assert float(ro2o.gaussian_kl(jnp.zeros(1), jnp.zeros(1), jnp.ones(1), jnp.zeros(1))) == pytest.approx(0.5)
+    kl = ro2o.gaussian_kl(jnp.zeros(1), jnp.zeros(1), jnp.zeros(1), jnp.full(1, math.log(2.0)))
+    assert float(kl) == pytest.approx(math.log(2.0) + 0.125 - 0.5, rel=1e-6)
+
+
+def test_lambda_schedule():
+    cfg = ro2o.Config(ood_lambda=1.0, ood_lambda_min=0.1, ood_lambda_decay=1e-3)
+    np.testing.assert_allclose([ro2o.ood_lambda(cfg, u) for u in (0, 500, 2000)], [1.0, 0.5, 0.1], rtol=1e-6)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("num_critics", 1, "num_critics must be >= 2"), ("eps_q", -0.1, "eps_q must be >= 0"),
+    ("smooth_tau", 2.0, "smooth_tau must be in"), ("num_perturb", 0, "num_perturb must be > 0"),
+])
+def test_config_errors(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        ro2o.Config(**{field: value})
+
+
+def test_offline_then_online_keeps_its_score():
+    """Both phases in one program, 2 seeds. Thresholds: after the offline phase the mean score over
+    the 2 seeds is >= 25 normalised (random = 0); after 1.5k online steps it is >= 25 still and has
+    not dropped more than 30 points below the offline score; the counters show the online phase
+    stepped the env and updated from `learning_starts` on."""
+    _, data = pendulum()
+    ds = data["medium"]
+    result = run(ro2o.make_train(ro2o.Config(**SMALL), ds), RunOptions(num_seeds=2, progress=False))
+    score = result.metrics["normalized_score"]  # [chunks, seeds]
+    offline_end, online_end = score[1].mean(), score[-1].mean()
+    print(f"RO2O medium: per chunk {score.mean(1)}; online returns {result.metrics['online_return'].mean(1)}")
+    assert result.metrics["online_steps"][:, 0].tolist() == [0, 0, 1_500]
+    assert result.metrics["updates"][-1].tolist() == [3_000 + 1_201, 3_000 + 1_201]
+    assert np.isfinite(result.metrics["critic_loss"]).all()
+    assert offline_end >= 25.0
+    assert online_end >= max(25.0, offline_end - 30.0)
+
+
+def test_store_writes_only_when_asked():
+    from jaxrl.core.buffer import buffer_init
+    from jaxrl.core.offline import Batch
+
+    t = Batch(jnp.ones(2), jnp.ones(1), jnp.float32(1.0), jnp.ones(2), jnp.float32(0.0))
+    buf = buffer_init(t, 2)
+    same = ro2o.store(buf, t, jnp.bool_(False))
+    assert int(same.size) == 0 and int(same.ptr) == 0 and float(same.data.reward.sum()) == 0.0
+    b = ro2o.store(ro2o.store(ro2o.store(buf, t, True), t._replace(reward=jnp.float32(2.0)), True),
+                   t._replace(reward=jnp.float32(3.0)), True)
+    assert int(b.size) == 2 and int(b.ptr) == 1 and b.data.reward.tolist() == [3.0, 2.0]  # FIFO wrap-around

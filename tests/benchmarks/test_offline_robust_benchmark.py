@@ -1,0 +1,43 @@
+"""benchmarks.offline_robust at a tiny scale: the report's tables and plot from hand-made rows (no
+training), and its registration as the "offline-robust" suite. The training paths are run by the
+ci scale (`python -m benchmarks.run --suite offline-robust`) and the committed reduced result."""
+import csv
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))  # benchmarks/ is not an installed package
+
+from benchmarks import offline_robust, suites  # noqa: E402
+
+
+def rows():
+    out = []
+    for algo, base in (("riql", 50.0), ("iql", 40.0)):
+        for data in ("clean", "random dynamics", "adversarial rewards"):
+            out.append({"benchmark": "corruption", "env": "Pendulum-v1", "algo": algo, "dataset": data, "rate": 0.3,
+                        "scale": 1.0, "score_mean": base - (data != "clean") * 10, "score_std": 1.0, "seeds": 2})
+    out.append({"benchmark": "mixed", "env": "Pendulum-v1", "algo": "a2pr", "dataset": "medium-expert",
+                "score_mean": 70.0, "score_std": 2.0, "seeds": 2, "behavior_score": 65.0})
+    for algo, online in (("ro2o", (60.0, 62.0)), ("sac-n", (30.0, 55.0))):
+        for c, (sc, steps) in enumerate(zip((58.0,) + online, (0, 100, 200))):
+            out.append({"benchmark": "offline_to_online", "env": "Pendulum-v1", "algo": algo, "chunk": c,
+                        "online_steps": steps, "phase": "online" if steps else "offline", "score_mean": sc,
+                        "score_std": 1.0, "seeds": 2})
+    return out
+
+
+def test_report_tables_plot_and_registration(tmp_path):
+    assert suites.MODULE_SUITES["offline-robust"] == ["benchmarks.offline_robust"] and "offline-robust" in suites.SUITES
+    assert set(offline_robust.SCALES) == {"ci", "reduced", "full"}
+    assert offline_robust.SCALES["full"]["seeds"] >= 5 and len(offline_robust.SCALES["full"]["envs"]) >= 2
+    summ = {r["algo"]: r for r in offline_robust.o2o_summary(rows())}
+    assert summ["ro2o"]["drop"] == 2.0 and summ["sac-n"]["drop"] == -28.0  # lowest online - last offline
+    files = offline_robust.write(rows(), "ci", tmp_path)
+    table = Path(files["md"]).read_text()
+    assert "| Pendulum-v1 | random dynamics | 40.0 ± 1.0 | 30.0 ± 1.0 |" in table
+    assert "| Pendulum-v1 | mean over corrupted | 40.0 | 30.0 |" in table
+    assert "| Pendulum-v1 | sac-n | 58.0 | 30.0 | 55.0 | -28.0 |" in table
+    assert Path(files["png"]).stat().st_size > 1000
+    with open(files["csv"]) as f:
+        assert len(list(csv.DictReader(f))) == len(rows())
