@@ -56,7 +56,7 @@ from jaxrl.core import config as C
 from jaxrl.core.drq import Actor, Critic, Encoder, dormant_ratio, linear_schedule, random_shift, sample_action
 from jaxrl.core.evaluate import evaluate
 from jaxrl.core.frame_buffer import FrameBuffer, frame_buffer_add, frame_buffer_init, frame_buffer_sample
-from jaxrl.core.offpolicy import polyak_update, random_actions, update_schedule
+from jaxrl.core.offpolicy import polyak_update, update_schedule
 from jaxrl.core.train import Trainer, episode_metrics
 
 
