@@ -14,4 +14,8 @@ REGISTRY: dict[str, dict] = {
                 eval_episodes=1, num_chunks=4),
     "td3": dict(total_timesteps=800, learning_starts=200, buffer_size=1000, batch_size=32, hidden=(16, 16),
                 eval_episodes=1, num_chunks=4),
+    "drqv2": dict(env="Pendulum-v1", total_timesteps=400, learning_starts=100, buffer_size=500, batch_size=16,
+                  feature_dim=8, hidden=(16,), n_step=2, eval_episodes=1, num_chunks=4),
+    "drm": dict(env="Pendulum-v1", total_timesteps=400, learning_starts=100, buffer_size=500, batch_size=16,
+                feature_dim=8, hidden=(16,), n_step=2, eval_episodes=1, num_chunks=4, perturb_interval=200),
 }

@@ -72,6 +72,8 @@ class Config:
     """pixel tasks: frames stacked in an observation"""
     action_repeat: int = 2
     """pixel tasks: control steps per agent step"""
+    episode_steps: int = 0
+    """pixel tasks: agent steps per episode (0: 1000 control steps, as DMC)"""
     total_timesteps: int = 100_000
     """agent steps per seed, summed over envs, warm-up included (rounded up to whole chunks)"""
     num_envs: int = 1
@@ -117,7 +119,7 @@ class Config:
         for name in ("total_timesteps", "num_envs", "buffer_size", "batch_size", "lr", "feature_dim", "n_step",
                      "std_duration", "num_chunks", "frame_stack", "action_repeat"):
             C.check_positive(name, getattr(self, name))
-        for name in ("learning_starts", "eval_episodes", "std_init", "std_final", "std_clip", "pad"):
+        for name in ("learning_starts", "eval_episodes", "episode_steps", "std_init", "std_final", "std_clip", "pad"):
             C.check_positive(name, getattr(self, name), allow_zero=True)
         C.check_range("gamma", self.gamma, 0.0, 1.0)
         C.check_range("tau", self.tau, 0.0, 1.0, lo_open=True)
@@ -139,7 +141,8 @@ class Config:
     def env_kwargs(self) -> dict:
         """What `envs.make` takes for the env: image settings for pixel tasks only."""
         if self.env.startswith("pixels/"):
-            return dict(image_size=self.image_size, frame_stack=self.frame_stack, action_repeat=self.action_repeat)
+            kwargs = dict(image_size=self.image_size, frame_stack=self.frame_stack, action_repeat=self.action_repeat)
+            return kwargs | (dict(max_steps_in_episode=self.episode_steps) if self.episode_steps else {})
         return {}
 
     @property
