@@ -3,6 +3,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxrl.core.drq import Actor, dormant_ratio, dormant_ratio_of, linear_schedule, random_shift, sample_action, shift_image
 
@@ -25,16 +26,16 @@ def test_fractional_shift_interpolates_bilinearly():
 
 
 def test_random_shift_draws_integer_shifts_within_the_pad():
-    imgs = jax.random.randint(jax.random.PRNGKey(1), (64, 8, 8, 3), 0, 256).astype(jnp.uint8)
+    imgs = jax.random.randint(jax.random.PRNGKey(1), (24, 8, 8, 3), 0, 256).astype(jnp.uint8)
     out = np.asarray(random_shift(jax.random.PRNGKey(2), imgs, 2))
     padded = np.pad(np.asarray(imgs, np.float32), ((0, 0), (2, 2), (2, 2), (0, 0)), mode="edge")
     found = set()
-    for i in range(64):
+    for i in range(24):
         match = [(dy, dx) for dy in range(5) for dx in range(5)
                  if np.array_equal(out[i], padded[i, dy:dy + 8, dx:dx + 8])]
         assert match, i
         found.add(match[0])
-    assert len(found) > 10  # many different shifts
+    assert len(found) > 8  # many different shifts
 
 
 def test_dormant_ratio_counts_the_dead_units_of_a_hand_built_network():
@@ -48,19 +49,19 @@ def test_dormant_ratio_counts_the_dead_units_of_a_hand_built_network():
     p["Dense_1"]["kernel"][:, [1, 4]] = 0.0
     p["Dense_1"]["bias"][[1, 4]] = 0.0
     ratio = dormant_ratio(actor, {"params": p}, feats, tau=0.025)
-    assert float(ratio) == 5 / (8 + 6 + 6 + 2)
+    assert float(ratio) == pytest.approx(5 / (8 + 6 + 6 + 2))
     # units that are alive but tiny relative to their layer also count
     p["Dense_2"]["kernel"][:, 0] *= 1e-4
     p["Dense_2"]["bias"][0] = 0.0
-    assert float(dormant_ratio(actor, {"params": p}, feats, tau=0.025)) == 6 / 22
+    assert float(dormant_ratio(actor, {"params": p}, feats, tau=0.025)) == pytest.approx(6 / 22)
 
 
 def test_dormant_ratio_of_layer_outputs_by_hand():
     h1 = jnp.array([[1.0, 0.0, 2.0, 0.01], [-1.0, 0.0, -2.0, 0.01]])  # means 1, 0, 2, .01; layer mean .7525
     h2 = jnp.array([[3.0, 3.0]])
     # tau = 0.025: threshold 0.0188 -> units 2 and 4 of h1 dormant; none of h2
-    assert float(dormant_ratio_of([h1, h2], 0.025)) == 2 / 6
-    assert float(dormant_ratio_of([h1, h2], 0.0)) == 1 / 6  # only the all-zero unit
+    assert float(dormant_ratio_of([h1, h2], 0.025)) == pytest.approx(2 / 6)
+    assert float(dormant_ratio_of([h1, h2], 0.0)) == pytest.approx(1 / 6)  # only the all-zero unit
 
 
 def test_sample_action_clips_noise_clamps_and_passes_gradient_through():
