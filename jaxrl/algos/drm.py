@@ -16,8 +16,8 @@ update on the augmented, detached features of the minibatch):
    sigma = sigma_beta, after it sigma = max(sigma_beta, linear_schedule(std_init, std_final,
    std_duration, t - t_awake)).
 3. Dormant-ratio-guided exploitation: a value net V(z) regresses on the current critic by the
-   expectile loss E[|tau_e - 1(u > 0)| u^2]... with u = V(z) - min_j Q_j(z, a) and the official
-   weights (tau_e where u < 0, 1 - tau_e otherwise), and the critic target blends it in:
+   expectile loss E[|tau_e - 1(u > 0)| u^2], u = V(z) - min_j Q_j(z, a) (weight tau_e where
+   u < 0, 1 - tau_e otherwise, as the official code), and the critic target blends it in:
        lambda = lambda_hat / (1 + exp(k_lambda (beta - beta_hat)))
        y = R + discount * (lambda V(z') + (1 - lambda) min_j Q'_j(z', a'))
 
