@@ -5,6 +5,9 @@
   (e.g. `max_steps_in_episode=200`, or `gravity=12.0` for CartPole).
 - brax names as `brax/<name>` (`brax/hopper`, `brax/ant`, ...). Keyword arguments go to the brax
   env's constructor, except `max_steps_in_episode` (the time limit, default 1000).
+- pixel names as `pixels/<task>` (`pixels/cartpole_swingup`, ..., `pixels/brax_hopper`): image
+  observations rendered in JAX, see `envs.pixels` (keywords `image_size`, `frame_stack`,
+  `action_repeat`, `max_steps_in_episode`).
 
 Every env comes wrapped in `EpisodeStats` unless `episode_stats=False`. To step a batch of copies,
 wrap it in `envs.VecEnv`: one reset per batch step, only when some copy's episode ended.
@@ -26,7 +29,9 @@ BRAX_ENVS = (
 
 def registered() -> list[str]:
     """All names `make` accepts."""
-    return list(gymnax.registered_envs) + [f"brax/{n}" for n in BRAX_ENVS]
+    from envs.pixels import NAMES as PIXEL_ENVS
+
+    return list(gymnax.registered_envs) + [f"brax/{n}" for n in BRAX_ENVS] + list(PIXEL_ENVS)
 
 
 def _unknown(name: str) -> ValueError:
@@ -62,6 +67,12 @@ def make(name: str, *, episode_stats: bool = True, **kwargs):
             raise ValueError(f"max_steps_in_episode must be > 0, got {max_steps}")
         env = BraxToGymnax(brax_envs.get_environment(short, **kwargs), name)
         params = BraxParams(max_steps_in_episode=max_steps)
+    elif name.startswith("pixels/"):
+        from envs.pixels import NAMES as PIXEL_ENVS, make_pixels
+
+        if name not in PIXEL_ENVS:
+            raise _unknown(name)
+        env, params = make_pixels(name, **kwargs)
     elif name in gymnax.registered_envs:
         env, params = gymnax.make(name)
         env = GymnaxEnv(env)
