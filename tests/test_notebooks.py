@@ -14,7 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 TINY = {"BUDGET": 5_120, "NUM_SEEDS": 2}
-CELL_TIMEOUT = 240
+CELL_TIMEOUT = 540  # a hang fails the test; this is not a speed check
 
 
 def parameters_cell(nb) -> int:
@@ -51,7 +51,7 @@ def test_notebooks_exist():
     assert NOTEBOOKS, "notebooks/ has no .ipynb"
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_with_tiny_budget(path, tmp_path, monkeypatch):
     nb = nbformat.read(path, as_version=4)
