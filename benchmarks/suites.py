@@ -33,6 +33,7 @@ MODULE_SUITES: dict[str, list[str]] = {
     "offline": ["benchmarks.offline"],
     "robust": ["benchmarks.robust"],
     "offline-robust": ["benchmarks.offline_robust"],
+    "pixels": ["benchmarks.drm_pixels"],
 }
 
 SUITES: dict[str, Callable[..., list[dict]]] = {}
