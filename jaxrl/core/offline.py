@@ -13,6 +13,7 @@ acts in [-1, 1] (tanh) and `env_action` maps back for the env.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
@@ -63,6 +64,8 @@ def resolve_dataset(config, dataset: Dataset | None) -> tuple[Dataset, envs.EnvS
         if not config.dataset:
             raise ValueError("dataset: give a dataset path (.npz, .hdf5, a Minari directory; "
                              "`python -m jaxrl.datasets.generate` makes some) or pass dataset= to make_train")
+        if not os.path.exists(config.dataset):
+            raise ValueError(f"dataset={config.dataset!r}: no such file or directory")
         dataset = load(config.dataset)
     env = config.env or dataset.env
     if not env:
