@@ -92,3 +92,36 @@ def device_slug() -> str:
     name = cpu_model() if dev.platform == "cpu" else dev.device_kind
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
     return f"{dev.platform}-{slug}"[:48]
+
+
+def result_stem(out_dir: Path, name: str) -> Path:
+    """`out_dir/<name>-<date>-<device>` (no suffix), the directory made: where a benchmark's CSV,
+    markdown and plot go."""
+    import datetime
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return out_dir / f"{name}-{datetime.date.today().isoformat()}-{device_slug()}"
+
+
+def write_csv(rows: list[dict], path) -> None:
+    """`rows` as CSV, columns in order of first appearance (a row without a column leaves it empty)."""
+    import csv
+
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, cols)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def markdown_parts(rows: list[dict], title: str, parts) -> str:
+    """A markdown page of one table per `part` (the rows whose "part" is it), each with only the
+    columns its rows use."""
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    lines = [f"# {title}", ""]
+    for part in parts:
+        rs = [r for r in rows if r["part"] == part]
+        keys = [k for k in cols if any(k in r for r in rs) and k not in ("benchmark", "part")]
+        lines += [f"## {part}", "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+        lines += ["| " + " | ".join(str(r.get(k, "")) for k in keys) + " |" for r in rs] + [""]
+    return "\n".join(lines)

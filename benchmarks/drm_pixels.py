@@ -29,8 +29,6 @@ Run: `python -m benchmarks.drm_pixels --scale small --out-dir benchmarks/results
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime
 import tempfile
 import time
 from pathlib import Path
@@ -39,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.common import RESULTS, device_slug, time_program
+from benchmarks.common import RESULTS, markdown_parts, result_stem, time_program, write_csv
 
 ALGOS = ("drqv2", "drm")
 # ci compiles the training programs with LLVM's cheap settings: half the compile time, slower code,
@@ -197,20 +195,10 @@ def plot(curves: dict, path: Path) -> None:
 
 
 def write(rows: list[dict], curves: dict, scale: str, out_dir: Path) -> dict:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stem = out_dir / f"drm_pixels-{datetime.date.today().isoformat()}-{device_slug()}"
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    with open(stem.with_suffix(".csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, cols)
-        w.writeheader()
-        w.writerows(rows)
-    lines = [f"# DrM vs DrQ-v2 on pixel tasks rendered in JAX ({scale} scale)", ""]
-    for part in ("summary", "render_speed", "train_speed", "curve"):
-        rs = [r for r in rows if r["part"] == part]
-        keys = [k for k in cols if any(k in r for r in rs) and k not in ("benchmark", "part")]
-        lines += [f"## {part}", "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-        lines += ["| " + " | ".join(str(r.get(k, "")) for k in keys) + " |" for r in rs] + [""]
-    stem.with_suffix(".md").write_text("\n".join(lines))
+    stem = result_stem(out_dir, "drm_pixels")
+    write_csv(rows, stem.with_suffix(".csv"))
+    stem.with_suffix(".md").write_text(markdown_parts(rows, f"DrM vs DrQ-v2 on pixel tasks rendered in JAX ({scale} scale)",
+                                                      ("summary", "render_speed", "train_speed", "curve")))
     if curves:
         plot(curves, stem.with_suffix(".png"))
     return {"csv": str(stem.with_suffix(".csv")), "md": str(stem.with_suffix(".md"))}

@@ -23,9 +23,6 @@ Writes `offline-<date>-<device>.csv` and `.md` (scores and speed) into --out-dir
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime
-import math
 import subprocess
 import sys
 import tempfile
@@ -34,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import RESULTS, REPO, device_slug, machine
+from benchmarks.common import RESULTS, REPO, machine, result_stem, write_csv
 
 ALGOS = ("td3_bc", "iql", "cql")
 # published: JAX-CORL README, 1M updates, halfcheetah-medium-expert, compile included (minutes / hours)
@@ -239,13 +236,8 @@ def to_markdown(rows: list[dict], scale: str) -> str:
 
 
 def write(rows: list[dict], scale: str, out_dir: Path) -> dict:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stem = out_dir / f"offline-{datetime.date.today()}-{device_slug()}"
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    with open(f"{stem}.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, keys)
-        w.writeheader()
-        w.writerows(rows)
+    stem = result_stem(out_dir, "offline")
+    write_csv(rows, f"{stem}.csv")
     Path(f"{stem}.md").write_text(to_markdown(rows, scale))
     return {"csv": f"{stem}.csv", "md": f"{stem}.md"}
 

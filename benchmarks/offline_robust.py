@@ -22,8 +22,6 @@ Writes `offline_robust-<date>-<device>.csv`, `.md` and `.png` into --out-dir.
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime
 import importlib
 import tempfile
 import time
@@ -31,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import RESULTS, device_slug, machine
+from benchmarks.common import RESULTS, machine, result_stem, write_csv
 
 FIELDS = ("observations", "actions", "rewards", "dynamics")
 MODES = ("random", "adversarial")
@@ -255,13 +253,8 @@ def plot(rows: list[dict], path: str) -> None:
 
 
 def write(rows: list[dict], scale: str, out_dir: Path) -> dict:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stem = out_dir / f"offline_robust-{datetime.date.today()}-{device_slug()}"
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    with open(f"{stem}.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, keys)
-        w.writeheader()
-        w.writerows(rows)
+    stem = result_stem(out_dir, "offline_robust")
+    write_csv(rows, f"{stem}.csv")
     Path(f"{stem}.md").write_text(to_markdown(rows, scale))
     plot(rows, f"{stem}.png")
     return {"csv": f"{stem}.csv", "md": f"{stem}.md", "png": f"{stem}.png"}

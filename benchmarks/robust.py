@@ -22,8 +22,6 @@ Run: `python -m benchmarks.robust --scale ci --out-dir benchmarks/results`
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime
 import tempfile
 import time
 from pathlib import Path
@@ -32,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.common import RESULTS, device_slug
+from benchmarks.common import RESULTS, markdown_parts, result_stem, write_csv
 
 SET = (("length", 0.25, 2.5), ("masspole", 0.05, 1.0))
 SCALES = {
@@ -171,20 +169,10 @@ def plot(grids: dict, cert_rows: list[dict], points: int, path: Path) -> None:
 
 
 def write(rows: list[dict], grids: dict, scale: str, out_dir: Path) -> dict:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stem = out_dir / f"robust-{datetime.date.today().isoformat()}-{device_slug()}"
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    with open(stem.with_suffix(".csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, cols)
-        w.writeheader()
-        w.writerows(rows)
-    lines = [f"# Robust RL on CartPole ({scale} scale)", ""]
-    for part in ("robustness", "certificates", "grid_speed"):
-        rs = [r for r in rows if r["part"] == part]
-        keys = [k for k in cols if any(k in r for r in rs) and k not in ("benchmark", "part")]
-        lines += [f"## {part}", "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-        lines += ["| " + " | ".join(str(r.get(k, "")) for k in keys) + " |" for r in rs] + [""]
-    stem.with_suffix(".md").write_text("\n".join(lines))
+    stem = result_stem(out_dir, "robust")
+    write_csv(rows, stem.with_suffix(".csv"))
+    stem.with_suffix(".md").write_text(markdown_parts(rows, f"Robust RL on CartPole ({scale} scale)",
+                                                      ("robustness", "certificates", "grid_speed")))
     plot(grids, [r for r in rows if r["part"] == "certificates"], SCALES[scale]["points"], stem.with_suffix(".png"))
     return {"csv": str(stem.with_suffix(".csv")), "md": str(stem.with_suffix(".md"))}
 
