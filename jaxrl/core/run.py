@@ -87,7 +87,9 @@ class RunOptions:
             for name in ("checkpoint_every", "tensorboard", "wandb"):
                 if getattr(self, name):
                     raise ValueError(f"{name} needs log_dir (or resume, which writes into the resumed run's dir)")
-        if self.log_dir is not None:
+        if self.log_dir is not None and not self.process_id:
+            # only process 0 writes the run dir: another process of a multi-host run finds process
+            # 0's files there (a shared filesystem) as soon as process 0 has started, and must not refuse them
             check_log_dir(self.log_dir, resuming=self.resume is not None, overwrite=self.overwrite)
 
     @property
