@@ -1,6 +1,7 @@
 """Tests of jaxrl.algos.drm: the perturbation, awaken-std, lambda and expectile formulas against
-hand-computed values; config errors; learning state-based Pendulum-v1; beating a random policy on
-the easiest pixel task (point-mass reach). DrQ-v2's shared pieces are tested in tests/core."""
+hand-computed values; config errors; learning state-based Pendulum-v1. DrQ-v2's shared pieces are
+tested in tests/core. (Learning from pixels is not tested here: one conv update costs too much
+on a 2-core CPU for a CI budget; benchmarks/drm_pixels.py runs it.)"""
 import jax
 import jax.numpy as jnp
 import numpy as np
