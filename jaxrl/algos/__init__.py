@@ -1,10 +1,10 @@
 """One file per algorithm. `REGISTRY` lists them with a tiny config (a few seconds on a CPU), which
-`tests/algos/test_contract.py` runs to check what every algorithm promises: resume equals an
+`tests/algos/contract.py` runs to check what every algorithm promises: resume equals an
 uninterrupted run, seed i's result does not depend on the number of seeds, the same seed gives
 the same bits, a bad config raises before compiling, and the CLI turns it into one line. A new
-algorithm gets these checks by adding a line here. An offline algorithm's `dataset="tiny"` stands
-for a small Pendulum-v1 dataset the contract test writes (random transitions: the contract is about
-bits, not learning)."""
+algorithm gets these checks by adding a line here and its name to one of that file's GROUPS. An
+offline algorithm's `dataset="tiny"` stands for a small Pendulum-v1 dataset the contract test
+writes (random transitions: the contract is about bits, not learning)."""
 
 REGISTRY: dict[str, dict] = {
     "ppo": dict(total_timesteps=4096, num_steps=64, num_chunks=4),
