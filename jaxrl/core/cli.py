@@ -37,7 +37,7 @@ from jaxrl.core.checkpoint import CheckpointError
 from jaxrl.core.config import format_config
 from jaxrl.core.run import RunInterrupted, RunOptions, RunResult, algorithm_name, init_distributed, run
 
-_SWITCHES = ("tensorboard", "wandb", "overwrite", "debug")  # bare flags; every other bool takes a value
+_SWITCHES = ("tensorboard", "wandb", "overwrite", "debug", "fast_compile")  # bare flags; every other bool takes a value
 EXIT_USAGE = 2
 EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
 

@@ -59,6 +59,8 @@ class RunOptions:
     """continue the run in this directory (a run dir, its checkpoints/ or one checkpoint) from its latest checkpoint"""
     stop_after: int | None = None
     """stop after this chunk count, as if interrupted (for tests and time-limited jobs)"""
+    fast_compile: bool = False
+    """compile with XLA's cheap settings (no LLVM optimisation): about half the compile time, slower code; for short test and debug runs"""
     tensorboard: bool = False
     """also write TensorBoard scalars to <log_dir>/tensorboard"""
     wandb: bool = False
@@ -291,12 +293,17 @@ def final_summary(metrics: dict, labels, prog_score: str, progress: str, num_chu
 # --------------------------------------------------------------------------------------- one config
 
 
+FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
 @functools.lru_cache(maxsize=16)
-def compile_trainer(init, update, mesh):
-    """vmapped, sharded and jitted init/update (cached: repeated runs of one Trainer compile once)."""
+def compile_trainer(init, update, mesh, fast: bool = False):
+    """vmapped, sharded and jitted init/update (cached: repeated runs of one Trainer compile once);
+    `fast` compiles with XLA's cheap settings (RunOptions.fast_compile)."""
     shard = devices.shard(mesh)
-    return (jax.jit(jax.vmap(init), out_shardings=shard),
-            jax.jit(jax.vmap(update), out_shardings=shard, donate_argnums=0))
+    opts = FAST_COMPILE if fast else None
+    return (jax.jit(jax.vmap(init), out_shardings=shard, compiler_options=opts),
+            jax.jit(jax.vmap(update), out_shardings=shard, donate_argnums=0, compiler_options=opts))
 
 
 def run(trainer: Trainer, opts: RunOptions = RunOptions(), seeds: Sequence[int] | None = None, *,
@@ -307,7 +314,7 @@ def run(trainer: Trainer, opts: RunOptions = RunOptions(), seeds: Sequence[int] 
     identity a checkpoint must match."""
     init_distributed(opts)
     seeds = seed_list(opts, seeds)
-    init, update = compile_trainer(trainer.init, trainer.update, seed_mesh(opts.num_devices))
+    init, update = compile_trainer(trainer.init, trainer.update, seed_mesh(opts.num_devices), opts.fast_compile)
     paths = [p for p, _, _ in describe(jax.eval_shape(trainer.init, keys_for(opts.seed, seeds[:1])[0]))]
     cfgs = None if config is None else [to_dict(config)]
     hashes = None if config is None else [config_hash(config)]
