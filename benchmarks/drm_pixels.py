@@ -38,11 +38,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.common import RESULTS, markdown_parts, result_stem, time_program, write_csv
+from jaxrl.core.run import FAST_COMPILE
 
 ALGOS = ("drqv2", "drm")
 # ci compiles the training programs with LLVM's cheap settings: half the compile time, slower code,
 # so its speeds check the plumbing and measure nothing
-FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 SCALES = {
     "ci": dict(compiler_options=FAST_COMPILE, tasks=("point_mass_reach",), image_size=32, render_envs=(1, 16), render_steps=20, seeds=1,
                speed_seeds=(1,), algo=dict(total_timesteps=240, learning_starts=80, num_chunks=2, episode_steps=40,

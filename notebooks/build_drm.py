@@ -36,12 +36,13 @@ from matplotlib.figure import Figure
 
 import envs
 from jaxrl.algos import drm, drqv2
+from jaxrl.core.run import FAST_COMPILE
 
 # Under 20k frames the run is a smoke test: 32x32 images, tiny nets, few updates, and XLA's cheap
 # compile settings (compiling dominates such a run). Otherwise nets a CPU can afford, half an
 # update per agent step.
 SMOKE = BUDGET < 20_000
-COMPILER = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True} if SMOKE else None
+COMPILER = FAST_COMPILE if SMOKE else None
 steps = BUDGET // 2  # agent steps at action repeat 2
 shared = dict(env=TASK, image_size=32 if SMOKE else IMAGE_SIZE, total_timesteps=steps,
               learning_starts=min(2_000, steps // 8), episode_steps=100 if SMOKE else 250, eval_episodes=0,
