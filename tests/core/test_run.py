@@ -309,8 +309,6 @@ MH_WORKER = textwrap.dedent("""
     dist = dict(coordinator_address="127.0.0.1:" + port, num_processes=2, process_id=pid)
     init_distributed(RunOptions(**dist))  # first thing, before any JAX computation
     import jax, numpy as np
-    from jax.experimental import multihost_utils
-    multihost_utils.sync_global_devices("start")  # Gloo's context is made here, while the two are in step
     %s
     o = lambda **k: RunOptions(num_seeds=6, progress=False, **dist, **k)
     full = run(TOY, o(log_dir=root + "/full"))
