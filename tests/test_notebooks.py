@@ -3,18 +3,23 @@
 Each notebook must have a code cell tagged `parameters` that sets BUDGET (env steps per seed) and
 NUM_SEEDS. The tiny values below are injected after that cell (by papermill if it is installed,
 else by nbclient with an injected cell) and the notebook runs in a temporary directory, so the
-runs/ and figures it writes do not litter the repo.
+runs/ and figures it writes do not litter the repo. The kernel compiles with XLA's cheap settings
+(jaxrl.core.run.FAST_COMPILE as XLA_FLAGS): runs this small spend most of their time compiling.
 """
 import ast
+import os
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from jaxrl.core.run import FAST_COMPILE
+
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 TINY = {"BUDGET": 5_120, "NUM_SEEDS": 2}
 CELL_TIMEOUT = 540  # a hang fails the test; this is not a speed check
+CHEAP_XLA = " ".join(f"--{k}={str(v).lower()}" for k, v in FAST_COMPILE.items())
 
 
 def parameters_cell(nb) -> int:
@@ -60,6 +65,7 @@ def test_notebook_runs_with_tiny_budget(path, tmp_path, monkeypatch):
     names = assigned_names(nb.cells[parameters_cell(nb)].source)
     assert {"BUDGET", "NUM_SEEDS"} <= names, f"the parameters cell must set BUDGET and NUM_SEEDS, it sets {sorted(names)}"
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("XLA_FLAGS", f"{os.environ.get('XLA_FLAGS', '')} {CHEAP_XLA}".strip())  # the kernel's env
     before = set(path.parent.iterdir())
     execute(path, TINY, tmp_path)  # raises on the first cell that fails or times out
     littered = sorted(set(path.parent.iterdir()) - before)

@@ -56,7 +56,8 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
 
 @pytest.mark.timeout(600)
 def test_sigterm_checkpoints_and_resume_equals_uninterrupted(tmp_path):
-    args = ["--total-timesteps", "20480", "--num-chunks", "10", "--num-seeds", "2", "--progress", "False"]
+    # --fast-compile: this run is compile-bound; every run here (and the resume) compiles the same way
+    args = ["--total-timesteps", "20480", "--num-chunks", "10", "--num-seeds", "2", "--progress", "False", "--fast-compile"]
     ref = _cli(args + ["--log-dir", str(tmp_path / "ref")])
     run_dir = tmp_path / "run"
     p = _cli(args + ["--log-dir", str(run_dir), "--checkpoint-every", "100"])
@@ -75,7 +76,7 @@ def test_sigterm_checkpoints_and_resume_equals_uninterrupted(tmp_path):
     assert meta["status"] == "interrupted"
     stopped_at = int(lines[0].split("after chunk ")[1].split(";")[0])
     assert 0 < stopped_at < 10
-    res = _cli(["--resume", str(run_dir), "--progress", "False"])
+    res = _cli(["--resume", str(run_dir), "--progress", "False", "--fast-compile"])
     out, err = res.communicate(timeout=400)
     assert res.returncode == 0, err[-3000:]
     ref_out, ref_err = ref.communicate(timeout=400)

@@ -73,7 +73,7 @@ SCRIPT = textwrap.dedent("""
     cfg = ppo.Config(**SHORT)
     cfg2 = ppo.Config(**SHORT, lr=1e-3, ent_coef=0.0)
     t = ppo.make_train(cfg)
-    o = lambda **k: RunOptions(progress=False, **k)
+    o = lambda **k: RunOptions(progress=False, fast_compile=True, **k)  # compile-bound: XLA's cheap settings
     out = {}
     def put(name, r):
         for k, v in r.metrics.items():
@@ -87,8 +87,12 @@ SCRIPT = textwrap.dedent("""
     put("s20d4", run(t, o(num_seeds=20, num_devices=4)))  # two groups of 16
     for i in (0, 5):
         put("single%%d" %% i, run(t, o(num_seeds=1, num_devices=1), seeds=[i]))
-    put("many", run_many(ppo.make_train, [cfg, cfg2], o(num_seeds=2, num_devices=2)))
-    put("cfg2", run(ppo.make_train(cfg2), o(num_seeds=2, num_devices=1)))
+    # traced hyperparameters against constants: XLA's default settings on both sides (the cheap
+    # ones fold the two differently, measured ~1e-3 apart on the loss after 20k steps)
+    full = lambda **k: RunOptions(progress=False, **k)
+    put("many", run_many(ppo.make_train, [cfg, cfg2], full(num_seeds=2, num_devices=2)))
+    put("cfg1", run(t, full(num_seeds=2, num_devices=1)))
+    put("cfg2", run(ppo.make_train(cfg2), full(num_seeds=2, num_devices=1)))
     np.savez(sys.argv[1], **out)
     print("done")
 """) % (SHORT,)
@@ -164,8 +168,7 @@ def test_config_list_equals_separate_runs(four_devices):
     many = _metrics(d, "many")
     assert many["return"].shape == (2, 2, 2)  # chunks, configs (lr/ent_coef), seeds
     # traced lr/ent_coef in one program against the constants of separate runs
-    _assert_close({k: v[:, 0] for k, v in many.items()}, {k: v[:, :2] for k, v in _metrics(d, "s8d4").items()},
-                  exact=False)
+    _assert_close({k: v[:, 0] for k, v in many.items()}, _metrics(d, "cfg1"), exact=False)
     _assert_close({k: v[:, 1] for k, v in many.items()}, _metrics(d, "cfg2"), exact=False)
     assert not np.allclose(many["loss"][:, 0], many["loss"][:, 1])  # the configs did differ
 
