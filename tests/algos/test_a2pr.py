@@ -53,7 +53,7 @@ def test_learns_mixed_quality():
     score + 10 (it does better than imitating the average medium episode)."""
     _, data = pendulum()
     ds = data["medium-expert"]
-    result = run(a2pr.make_train(a2pr.Config(**SMALL), ds), RunOptions(num_seeds=2, progress=False))
+    result = run(a2pr.make_train(a2pr.Config(**SMALL), ds), RunOptions(num_seeds=2, block_size=0, progress=False))
     final = result.final("normalized_score")
     behaviour = float(ds.normalized_score(ds.behavior_return))
     medium = float(data["medium"].normalized_score(data["medium"].behavior_return))

@@ -69,7 +69,7 @@ def test_learns_well_above_random():
     ds = data["medium-expert"]
     cfg = cql.Config(total_updates=3_000, num_chunks=2, hidden=(64, 64), eval_episodes=10, actor_lr=3e-4,
                      batch_size=128, num_sampled_actions=4)
-    result = run(cql.make_train(cfg, ds), RunOptions(num_seeds=2, progress=False))
+    result = run(cql.make_train(cfg, ds), RunOptions(num_seeds=2, block_size=0, progress=False))
     final = result.final("normalized_score")
     print(f"CQL medium-expert: {final} (behaviour {float(ds.normalized_score(ds.behavior_return)):.1f})")
     assert np.isfinite(result.metrics["cql_penalty"]).all()

@@ -43,7 +43,7 @@ def test_short_run_raises_reward_on_every_seed(pre):
     last chunk's mean reward is above the first chunk's by at least 1 on every seed (measured on
     seeds 0-1: 6.93 -> 8.63 and 6.86 -> 8.45)."""
     cfg = ddpo.Config(reward="aesthetic", total_samples=1024, num_chunks=4, num_inference_steps=10)
-    res = run(ddpo.make_train(cfg), RunOptions(num_seeds=2, progress=False))
+    res = run(ddpo.make_train(cfg), RunOptions(num_seeds=2, block_size=0, progress=False))
     assert res.metrics["samples"][-1].tolist() == [1024, 1024]
     assert np.all(np.isfinite(res.metrics["reward"])) and np.all(np.isfinite(res.metrics["policy_loss"]))
     first, final = res.metrics["reward"][0], res.final("reward")
@@ -55,7 +55,7 @@ def test_short_run_raises_reward_on_every_seed(pre):
 @pytest.mark.timeout(900)
 def test_ddpo_raises_reward_on_every_seed(pre):
     cfg = ddpo.Config(reward="aesthetic", total_samples=2048, num_chunks=4)
-    res = run(ddpo.make_train(cfg), RunOptions(num_seeds=3, progress=False))
+    res = run(ddpo.make_train(cfg), RunOptions(num_seeds=3, block_size=0, progress=False))
     first, final = res.metrics["reward"][0], res.final("reward")
     assert np.all(final >= first + 1.5), (first, final)
 

@@ -142,7 +142,7 @@ def test_truncation_is_stored_as_non_terminal_with_final_observation(monkeypatch
     real_make = envs.make
     monkeypatch.setattr(envs, "make", lambda name, **kw: real_make(name, **{"max_steps_in_episode": 8, **kw}))
     cfg = _short(total_timesteps=1000, learning_starts=990, start_e=1.0, end_e=1.0, num_chunks=1)
-    res = run(make_train(cfg), RunOptions(num_seeds=1, progress=False))
+    res = run(make_train(cfg), RunOptions(num_seeds=1, block_size=0, progress=False))
     data = jax.tree.map(lambda x: np.asarray(x[0]), res.carry.buffer.data)
     x, theta = data.next_obs[:, 0], data.next_obs[:, 2]
     np.testing.assert_array_equal(data.terminated, (np.abs(x) > 2.4) | (np.abs(theta) > 12 * 2 * math.pi / 360))
@@ -176,7 +176,7 @@ def test_numeric_hyperparameters_vmap_in_run_many():
 @pytest.mark.timeout(180)
 def test_minatar_uses_cnn_torso_and_trains():
     cfg = _short(env="Breakout-MinAtar", total_timesteps=1000, learning_starts=200, num_chunks=1)
-    res = run(make_train(cfg), RunOptions(num_seeds=1, progress=False))
+    res = run(make_train(cfg), RunOptions(num_seeds=1, block_size=0, progress=False))
     params = jax.tree.map(lambda x: x[0], res.carry.train_state.params)
     conv = params["params"]["CNN_0"]["Conv_0"]["kernel"]
     assert conv.shape == (3, 3, 4, cfg.conv_features[0])

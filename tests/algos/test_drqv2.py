@@ -28,7 +28,7 @@ CI = dict(drqv2.PENDULUM, total_timesteps=3_000, num_chunks=2)
 
 @pytest.fixture(scope="module")
 def pendulum_run():
-    return run(drqv2.make_train(drqv2.Config(**CI)), RunOptions(progress=False, num_seeds=2))
+    return run(drqv2.make_train(drqv2.Config(**CI)), RunOptions(progress=False, num_seeds=2, block_size=0))
 
 
 def test_learns_pendulum_from_states(pendulum_run):

@@ -60,7 +60,7 @@ def test_learns_medium_at_or_above_behaviour():
     _, data = pendulum()
     ds = data["medium"]
     cfg = iql.Config(dataset_hash=ds.content_hash(), **SMALL)
-    result = run(iql.make_train(cfg, ds), RunOptions(num_seeds=2, progress=False))
+    result = run(iql.make_train(cfg, ds), RunOptions(num_seeds=2, block_size=0, progress=False))
     final = result.final("normalized_score")
     behaviour = float(ds.normalized_score(ds.behavior_return))
     print(f"IQL medium: {final} (behaviour {behaviour:.1f})")
@@ -104,7 +104,7 @@ def test_d4rl_locomotion_file_trains_and_evaluates_in_brax(tmp_path):
     ds = load(path)
     assert ds.env == "brax/hopper" and ds.approximate_score
     cfg = iql.Config(dataset=str(path), total_updates=200, num_chunks=1, hidden=(32,), eval_episodes=2)
-    result = run(iql.make_train(cfg), RunOptions(num_seeds=1, progress=False))
+    result = run(iql.make_train(cfg), RunOptions(num_seeds=1, block_size=0, progress=False))
     ret = result.final("return")[0]
     assert np.isfinite(ret)
     assert result.final("normalized_score")[0] == pytest.approx(100 * (ret + 20.272305) / (3234.3 + 20.272305), rel=1e-4)

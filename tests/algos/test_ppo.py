@@ -15,7 +15,7 @@ import envs
 
 def _run(num_seeds=4, **kw):
     cfg = ppo.Config(**kw)
-    return cfg, run(ppo.make_train(cfg), RunOptions(num_seeds=num_seeds, progress=False))
+    return cfg, run(ppo.make_train(cfg), RunOptions(num_seeds=num_seeds, block_size=0, progress=False))
 
 
 @pytest.mark.timeout(300)

@@ -35,7 +35,7 @@ def test_short_run_raises_reward_on_every_seed(pre):
     """1,024 samples per seed, 3 vmapped seeds, aesthetic reward: the last chunk's mean reward is
     above the pretrained model's by at least 2 (the scorer's spread over real digits is about 1.5)."""
     cfg = rlcm.Config(reward="aesthetic", total_samples=1024, num_chunks=2)
-    res = run(rlcm.make_train(cfg), RunOptions(num_seeds=3, progress=False))
+    res = run(rlcm.make_train(cfg), RunOptions(num_seeds=3, block_size=0, progress=False))
     before, after = start_reward(cfg), res.final("reward")
     print(f"aesthetic reward before {before:.2f}, after (per seed) {np.round(after, 2)}")
     assert res.metrics["samples"][-1].tolist() == [1024] * 3

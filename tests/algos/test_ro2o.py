@@ -52,7 +52,7 @@ def test_offline_then_online_keeps_its_score():
     this CI form is too short to show it (benchmarks/offline_robust.py measures the curve)."""
     _, data = pendulum()
     ds = data["medium"]
-    result = run(ro2o.make_train(ro2o.Config(**SMALL), ds), RunOptions(num_seeds=2, progress=False))
+    result = run(ro2o.make_train(ro2o.Config(**SMALL), ds), RunOptions(num_seeds=2, block_size=0, progress=False))
     score = result.metrics["normalized_score"]  # [chunks, seeds]
     offline_end, online_end = score[1].mean(), score[-1].mean()
     print(f"RO2O medium: per chunk {score.mean(1)}; online returns {result.metrics['online_return'].mean(1)}")

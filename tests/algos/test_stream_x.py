@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from jaxrl.algos import stream_ac, stream_q, stream_td
-from jaxrl.core.run import RunOptions, run
+from jaxrl.core.run import FAST_COMPILE, RunOptions, run
 
 
 def train(module, num_seeds=4, seed=0, **kw):
     """Metrics of `num_seeds` vmapped runs: name -> [num_chunks, num_seeds]."""
-    opts = RunOptions(num_seeds=num_seeds, seed=seed, progress=False)
+    opts = RunOptions(num_seeds=num_seeds, seed=seed, block_size=0, progress=False)
     return run(module.make_train(module.Config(**kw)), opts).metrics
 
 
@@ -117,7 +117,8 @@ TOOLKIT_OFF = dict(sparsity=0.0, layer_norm=False, normalize_obs=False, scale_re
 def _finite_run(module, steps, **kw):
     cfg = module.Config(total_timesteps=steps, num_chunks=1, **kw)
     trainer = module.make_train(cfg)
-    carry, m = jax.jit(trainer.update)(jax.jit(trainer.init)(jax.random.PRNGKey(0)))
+    fast = dict(compiler_options=FAST_COMPILE)  # a few steps: compile-bound, so XLA's cheap settings
+    carry, m = jax.jit(trainer.update, **fast)(jax.jit(trainer.init, **fast)(jax.random.PRNGKey(0)))
     assert int(m["env_steps"]) == cfg.steps_per_chunk
     assert np.isfinite(float(m["td_error"]))
     floats = [x for x in jax.tree.leaves(carry) if jnp.issubdtype(x.dtype, jnp.floating)]

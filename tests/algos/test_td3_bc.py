@@ -39,7 +39,7 @@ def test_learns_medium_at_or_above_behaviour():
     dataset's behaviour score, and >= 25 (random = 0)."""
     _, data = pendulum()
     ds = data["medium"]
-    result = run(td3_bc.make_train(td3_bc.Config(**SMALL), ds), RunOptions(num_seeds=2, progress=False))
+    result = run(td3_bc.make_train(td3_bc.Config(**SMALL), ds), RunOptions(num_seeds=2, block_size=0, progress=False))
     final = result.final("normalized_score")
     behaviour = float(ds.normalized_score(ds.behavior_return))
     print(f"TD3+BC medium: {final} (behaviour {behaviour:.1f})")

@@ -27,7 +27,9 @@ ALGOS = {
 
 
 def quiet(**kw):
-    return RunOptions(progress=False, **kw)
+    """Options of these short, compile-bound runs: XLA's cheap compile settings (resume equals an
+    uninterrupted run under any one set of compile options)."""
+    return RunOptions(progress=False, fast_compile=True, **kw)
 
 
 def tree_hash(root) -> dict:
@@ -105,7 +107,7 @@ def test_resume_equals_uninterrupted_run(algo, tmp_path_factory, tmp_path):
 def test_cli_resume_takes_config_from_checkpoint(tmp_path_factory, tmp_path):
     mod, cfg, t, ref, ref_dir, stopped = stopped_and_reference("ppo", tmp_path_factory)
     d = fresh_copy(stopped, tmp_path)
-    res = mod.main(["--resume", str(d), "--progress", "False"])  # config and seeds from the checkpoint
+    res = mod.main(["--resume", str(d), "--progress", "False", "--fast-compile"])  # config and seeds from the checkpoint
     assert_same_run(res, ref)
     assert (d / "metrics.csv").read_bytes() == (ref_dir / "metrics.csv").read_bytes()
 
