@@ -5,16 +5,17 @@ import pytest
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 
-# The longest test files (about 3-8 minutes each on a 2-core CPU), longest first. pytest-xdist keeps
+# The longest test files (about 2-6 minutes each on a 2-core CPU), longest first. pytest-xdist keeps
 # a file on one worker (`--dist loadfile`) and, with `--no-loadscope-reorder`, hands files out in
 # collection order: starting the long ones first lets the two workers finish together instead of
 # one of them running a long file alone at the end.
 LONGEST_FIRST = [
-    "tests/algos/test_stream_x.py", "tests/test_notebooks.py", "tests/algos/test_contract_offline.py",
-    "tests/algos/test_contract_pixels_generative.py", "tests/algos/test_contract_online.py",
-    "tests/algos/test_contract_robust.py", "tests/algos/test_sac.py", "tests/algos/test_dqn.py",
-    "tests/algos/test_ppo.py", "tests/core/test_run.py", "tests/algos/test_ro2o.py", "tests/core/test_cli.py",
-    "tests/benchmarks/test_offline_benchmark.py", "tests/algos/test_td3.py", "tests/algos/test_iql.py",
+    "tests/test_notebooks.py", "tests/algos/test_sac.py", "tests/algos/test_drm.py", "tests/algos/test_stream_x.py",
+    "tests/algos/test_contract_offline.py", "tests/algos/test_contract_pixels_generative.py",
+    "tests/algos/test_contract_online.py", "tests/algos/test_contract_robust.py",
+    "tests/benchmarks/test_offline_benchmark.py", "tests/algos/test_ppo.py", "tests/core/test_run.py",
+    "tests/algos/test_td3.py", "tests/algos/test_dqn.py", "tests/algos/test_ro2o.py", "tests/core/test_cli.py",
+    "tests/algos/test_iql.py",
 ]
 
 
