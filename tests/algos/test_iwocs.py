@@ -1,6 +1,5 @@
 """IWOCS: the CMA-ES and grid searches find worst cases, the composite policy follows the most
 pessimistic critic, and a short run stays robust over the set."""
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np

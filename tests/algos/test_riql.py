@@ -7,7 +7,6 @@ import pytest
 
 from envs.datasets.corrupt import corrupt
 from jaxrl.algos import riql
-from jaxrl.core.run import RunOptions, run
 from tests.offline_data import pendulum
 
 SMALL = dict(total_updates=4_000, num_chunks=2, hidden=(64, 64), eval_episodes=10, num_critics=3)

@@ -1,5 +1,4 @@
 """The pieces DrQ-v2 and DrM share: random shift, dormant ratio, noisy actions, schedule."""
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
