@@ -3,7 +3,7 @@ mode of data corruption, A2PR against TD3+BC on mixed-quality datasets, and RO2O
 curve against the same agent fine-tuned without its uncertainty and smoothness terms.
 
     python -m benchmarks.offline_robust --scale full      # brax hopper + halfcheetah, 5 seeds
-    python -m benchmarks.offline_robust --scale reduced   # Pendulum-v1, 2 seeds, a few minutes on a CPU
+    python -m benchmarks.offline_robust --scale reduced   # Pendulum-v1, 5 seeds, the CI tests' budgets
     python -m benchmarks.offline_robust --scale ci        # seconds-to-minutes: checks that it works
 
 - Corruption (RIQL's Tables 1-2 setting): on each env's medium-replay dataset, `envs.datasets.corrupt`
@@ -44,13 +44,16 @@ SCALES = {
                hidden=(16, 16), mixed_levels=("medium-expert",),
                ro2o=dict(offline_updates=300, online_steps=300, learning_starts=100, buffer_size=300, num_chunks=2,
                          hidden=(16, 16), num_critics=2, num_perturb=2, batch_size=32, eval_episodes=2)),
-    "reduced": dict(envs=("Pendulum-v1",), gen=PENDULUM_GEN, seeds=2, fields=FIELDS, modes=MODES, rate=0.3, scale=1.0,
-                    attacker=dict(offline_updates=1_000, num_critics=4, hidden=(32, 32), num_perturb=2, batch_size=128),
-                    offline=dict(total_updates=1_500, num_chunks=1, eval_episodes=5, batch_size=128),
-                    hidden=(32, 32), mixed_levels=("medium-replay", "medium-expert"),
-                    ro2o=dict(offline_updates=2_000, online_steps=2_000, learning_starts=300, buffer_size=2_000,
-                              num_chunks=4, hidden=(32, 32), num_critics=4, num_perturb=2, batch_size=128,
-                              eval_episodes=5)),
+    # reduced: the CI learning tests' settings (tests/algos/test_*.py, which learn at these budgets) on
+    # 5 seeds; corruption of the dynamics only (the paper's headline case), both modes
+    "reduced": dict(envs=("Pendulum-v1",), gen=PENDULUM_GEN, seeds=5, fields=("dynamics",), modes=MODES, rate=0.3,
+                    scale=1.0, attacker=dict(offline_updates=1_000, num_critics=4, hidden=(32, 32), num_perturb=2,
+                                             batch_size=128),
+                    offline=dict(total_updates=4_000, num_chunks=1, eval_episodes=10), hidden=(64, 64),
+                    mixed_levels=("medium-replay", "medium-expert"),
+                    ro2o=dict(offline_updates=3_000, online_steps=1_500, learning_starts=300, buffer_size=1_500,
+                              num_chunks=3, hidden=(64, 64), num_critics=4, num_perturb=4, batch_size=128,
+                              eval_episodes=10)),
     "full": dict(envs=("brax/hopper", "brax/halfcheetah"), gen=dict(size=1_000_000), seeds=5, fields=FIELDS,
                  modes=MODES, rate=0.3, scale=1.0, attacker=dict(offline_updates=300_000),
                  offline=dict(total_updates=1_000_000, num_chunks=10, eval_episodes=10), hidden=None,
