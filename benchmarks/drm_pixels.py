@@ -15,7 +15,7 @@
    counts from a run without evaluation.
 
 Scales: "ci" (seconds: 32x32 point-mass, a few hundred agent steps, one seed, a one-layer encoder),
-"small" (the reduced form run on a 2-core CPU: 32x32 point-mass, 3k agent steps, 5 seeds) and "full" (5 seeds, 64x64 swing-up tasks, the
+"small" (the reduced form run on a 2-core CPU: 32x32 point-mass, 4k agent steps, 5 seeds) and "full" (5 seeds, 64x64 swing-up tasks, the
 official encoder and heads; hours on a GPU). DrQ-v2's published per-seed curve on DMC cartpole
 swing-up (about 770-870 at 200k frames, 84x84) is the reference shape for "full"; our tasks are
 renders of our own physics, so the numbers are not the DMC ones.
@@ -52,9 +52,9 @@ SCALES = {
     # small: the CI pixel test's setting (tests/algos/test_drm.py, where DrM learns it in 3k steps) on 5 seeds
     "small": dict(tasks=("point_mass_reach",), image_size=32, render_envs=(1, 256),
                   render_steps=50, seeds=5, speed_seeds=(1, 5),
-                  algo=dict(total_timesteps=3_000, learning_starts=500, num_chunks=3, episode_steps=50, frame_stack=1,
-                            eval_episodes=8, buffer_size=3_000, batch_size=64, feature_dim=32, hidden=(64, 64),
-                            encoder_features=(8,), lr=1e-3, std_duration=2_000, perturb_interval=1_500)),
+                  algo=dict(total_timesteps=4_000, learning_starts=500, num_chunks=4, episode_steps=50, frame_stack=1,
+                            eval_episodes=8, buffer_size=4_000, batch_size=64, feature_dim=32, hidden=(64, 64),
+                            encoder_features=(8,), lr=1e-3, std_duration=2_500, perturb_interval=2_000)),
     "full": dict(tasks=("cartpole_swingup", "pendulum_swingup", "point_mass_reach"), image_size=64,
                  render_envs=(1, 256), render_steps=200, seeds=5, speed_seeds=(1, 8),
                  algo=dict(total_timesteps=250_000, learning_starts=4_000, num_chunks=25, eval_episodes=5,

@@ -30,7 +30,10 @@ Differences from the official code (XuGW-Kevin/DrM): those of `jaxrl.algos.drqv2
 tasks, agent-step progress, record-uniform replay of `buffer_size` records, several envs per seed,
 chunks), and the perturbation checks its schedule once per training iteration (after the env
 steps) rather than at update calls with step % interval == 0, which is the same for one env and
-`updates_per_step` <= 1.
+`updates_per_step` <= 1; and the fresh initialisations phi are drawn at the start of each chunk, not
+at the perturbation (the same distribution; two perturbations within one chunk, perturb_interval
+below the chunk's agent steps, would share phi). Drawing them inside the scan cost every iteration
+an init of all four nets, since a vmapped cond runs both branches.
 
 Defaults are the official code's for DMC "medium" tasks: DrQ-v2's, plus tau 0.025,
 perturb every 100k agent steps with k = 2, alpha in [0.2, 1.0], k_sigma = 10, beta_hat = 0.2,
@@ -309,18 +312,23 @@ def make_train(config: Config) -> Trainer:
         carry = carry._replace(buffer=buffer, env_state=env_state, obs=next_obs, env_steps=carry.env_steps + n_envs)
         return carry, (info["episode_return"], done)
 
-    def perturb_all(carry: Carry, key):
-        """Mechanism 1: shrink towards fresh initialisations by alpha(beta); restart Adam."""
+    def fresh_inits(key):
+        """phi of mechanism 1: fresh initialisations of the actor, critic, target critic and value net."""
         k_actor, k_critic, k_target, k_value = jax.random.split(key, 4)
+        return {"actor": actor.init(k_actor, feat0), "critic": critic.init(k_critic, feat0, act0),
+                "target": critic.init(k_target, feat0, act0), "value": value.init(k_value, feat0)}
+
+    def perturb_all(carry: Carry, fresh):
+        """Mechanism 1: shrink towards fresh initialisations by alpha(beta); restart Adam."""
         alpha = perturb_factor(carry.beta, config.perturb_rate, config.alpha_min, config.alpha_max)
         critic_params = {"encoder": carry.critic.params["encoder"],
-                         "critic": perturb(carry.critic.params["critic"], critic.init(k_critic, feat0, act0), alpha)}
+                         "critic": perturb(carry.critic.params["critic"], fresh["critic"], alpha)}
         restart = lambda ts, params: ts.replace(params=params, opt_state=adam.init(params))
         return carry._replace(
             critic=restart(carry.critic, critic_params),
-            actor=restart(carry.actor, perturb(carry.actor.params, actor.init(k_actor, feat0), alpha)),
-            value=restart(carry.value, perturb(carry.value.params, value.init(k_value, feat0), alpha)),
-            critic_target=perturb(carry.critic_target, critic.init(k_target, feat0, act0), alpha),
+            actor=restart(carry.actor, perturb(carry.actor.params, fresh["actor"], alpha)),
+            value=restart(carry.value, perturb(carry.value.params, fresh["value"], alpha)),
+            critic_target=perturb(carry.critic_target, fresh["target"], alpha),
             perturbations=carry.perturbations + 1)
 
     def value_loss(value_params, feat, q):
@@ -366,13 +374,13 @@ def make_train(config: Config) -> Trainer:
             updates=carry.updates + 1)
         return carry, (c_loss, a_loss, v_loss, q_mean, beta, std, lam)
 
-    def iteration(carry: Carry, _):
-        key, k_env, k_perturb, k_upd = jax.random.split(carry.key, 4)
+    def iteration(carry: Carry, fresh):
+        key, k_env, k_upd = jax.random.split(carry.key, 3)
         before = carry.env_steps
         carry, episodes = jax.lax.scan(lambda c, k: env_step(c, k, random=False), carry._replace(key=key),
                                        jax.random.split(k_env, vec_steps))
         due = carry.env_steps // config.perturb_interval > before // config.perturb_interval
-        carry = jax.lax.cond(due, perturb_all, lambda c, _: c, carry, k_perturb)
+        carry = jax.lax.cond(due, perturb_all, lambda c, _: c, carry, fresh)
         carry, stats = jax.lax.scan(gradient_update, carry, jax.random.split(k_upd, num_updates))
         return carry, (episodes, stats)
 
@@ -386,8 +394,12 @@ def make_train(config: Config) -> Trainer:
         return lambda obs, key: to_env(actor.apply(carry.actor.params, encoder.apply(carry.critic.params["encoder"], obs)))
 
     def update(carry: Carry):
+        # phi is drawn once per chunk: under vmap over seeds the cond below runs both branches at every
+        # iteration, and drawing the inits there (orthogonal kernels: QR) doubled a pixel update's cost
+        key, k_fresh = jax.random.split(carry.key)
+        fresh = fresh_inits(k_fresh)
         carry, ((returns, done), (c_loss, a_loss, v_loss, q_mean, beta, std, lam)) = jax.lax.scan(
-            iteration, carry, None, config.iters_per_chunk)
+            lambda c, _: iteration(c, fresh), carry._replace(key=key), None, config.iters_per_chunk)
         key, k_eval, k_dormant = jax.random.split(carry.key, 3)
         carry = carry._replace(key=key)
         if config.eval_episodes > 0:
