@@ -124,8 +124,8 @@ def random_return(config: drm.Config, episodes: int = 64) -> float:
 def test_learns_point_mass_reach_from_pixels():
     """Threshold: each seed's deterministic return (8 episodes) beats uniform random actions' (64
     episodes) by >= 10 and their mean by >= 25 (the return is at most 100: reward <= 1 per control
-    step). Measured: random 41.1; DrM seeds 0-1 81.3 and 89.2, seeds 2-3 86.0 and 88.1. At 3k steps seed 0 is on the edge
-    (79.0 in one run, 9.3 after a change of random streams), hence 4k."""
+    step). Measured: random 41.1; DrM seeds 0-1 81.3 and 89.2, seeds 2-3 86.0 and 88.1. At 3k steps
+    seed 0 is on the edge (79.0 in one run, 9.3 after a change of random streams), hence 4k."""
     cfg = drm.Config(**PIXELS_CI)
     res = run(drm.make_train(cfg), RunOptions(progress=False, num_seeds=2, block_size=0))
     final, rand = np.asarray(res.metrics["eval_return"][-1]), random_return(cfg)
