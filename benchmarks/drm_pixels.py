@@ -49,7 +49,7 @@ SCALES = {
                                             eval_episodes=0, buffer_size=512, batch_size=16, feature_dim=8,
                                             hidden=(16,), encoder_features=(4,), n_step=2, updates_per_step=0.5,
                                             std_duration=200, perturb_interval=120, frame_stack=2)),
-    # small: the CI pixel test's setting (tests/algos/test_drm.py, where DrM learns it in 3k steps) on 5 seeds
+    # small: the CI pixel test's setting (tests/algos/test_drm.py, where DrM learns it in 4k steps) on 5 seeds
     "small": dict(tasks=("point_mass_reach",), image_size=32, render_envs=(1, 256),
                   render_steps=50, seeds=5, speed_seeds=(1, 5),
                   algo=dict(total_timesteps=4_000, learning_starts=500, num_chunks=4, episode_steps=50, frame_stack=1,
