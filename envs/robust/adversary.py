@@ -9,6 +9,9 @@ per channel, each clipped to [-bound, bound] before it acts:
   (RARL's force on a body). gymnax's CartPole applies `force_mag * (2a - 1)`; with
   `force_mag + f * (2a - 1)` in its place the cart feels `force_mag * (2a - 1) + f`, because
   `(2a - 1)^2 = 1`.
+- `"<link>_force_<axis>"` (brax, axis x, y or z): a world-frame force on the origin of a named link,
+  held for the env step (RARL's force sets: `foot_force_x`, `foot_force_z` on the hopper; see
+  `envs.robust.forces` for how brax's generalized pipeline takes it).
 - any other name is a dynamics parameter of the env (those `envs.robust.parameters(name)` lists: a
   gymnax `EnvParams` field such as Pendulum's `g`, or a brax `friction`/`gravity`/`<link>_mass`),
   which the adversary offsets by its action for the step: a bounded perturbation of the dynamics.
@@ -17,7 +20,8 @@ per channel, each clipped to [-bound, bound] before it acts:
 smoothing of Policy Smoothing, and the noisy training env it uses).
 
 Errors (ValueError): a force bound <= 0, a negative noise level, an unknown channel (the message
-lists the env's parameters).
+lists the env's parameters and force channels), body forces on a brax backend other than
+"generalized".
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from gymnax.environments import spaces
 
+from envs.robust.forces import ForcedPipeline, force_channels, parse_channel
 from envs.robust.sets import UncertaintySet, parameters
 from envs.wrappers import Wrapper
 
@@ -50,7 +55,8 @@ class Adversarial(Wrapper):
         channels = tuple(channels)
         if not channels:
             raise ValueError("an adversary needs at least one channel")
-        known = parameters(name) + (("cart_force",) if name == "CartPole-v1" else ())
+        links = tuple(env.unwrapped._env.sys.link_names) if name.startswith("brax/") else ()
+        known = parameters(name) + (("cart_force",) if name == "CartPole-v1" else ()) + force_channels(links)
         for c in channels:
             if c not in known:
                 raise ValueError(f"env {name!r} has no adversary channel {c!r}; its parameters are {list(known)}")
@@ -59,7 +65,10 @@ class Adversarial(Wrapper):
             raise ValueError(f"bound needs 1 or {len(channels)} entries, got {bound!r}")
         self.name, self.channels = name, channels
         self.bound = np.broadcast_to(b, (len(channels),)).copy()
-        params = tuple(c for c in channels if c != "cart_force")
+        self._forces = [(i, parse_channel(c, links)) for i, c in enumerate(channels) if c in force_channels(links)]
+        if self._forces and env.unwrapped._env.backend != "generalized":
+            raise ValueError(f"body forces need brax's generalized backend, got {env.unwrapped._env.backend!r}")
+        params = tuple(c for c in channels if c != "cart_force" and c not in force_channels(links))
         self._offsets = None
         if params:  # the same apply as an uncertainty set, at nominal + offset
             self._offsets = UncertaintySet(name, tuple((c, -1.0, 1.0) for c in params))
@@ -87,10 +96,27 @@ class Adversarial(Wrapper):
     def reset(self, key, params=None):
         return self._env.reset(key, params)
 
+    def body_forces(self, adv_action):
+        """(link indices [k], world-frame forces [k, 3]) of the force channels' clipped actions."""
+        f = self.clip(adv_action)
+        links = sorted({link for _, (link, _) in self._forces})
+        forces = jnp.zeros((len(links), 3))
+        for i, (link, axis) in self._forces:
+            forces = forces.at[links.index(link), axis].add(f[i])
+        return links, forces
+
     def transition(self, key, state, action, params=None):
         params = self._env.default_params if params is None else params
         a, adv = action
-        return self._env.transition(key, state, a, self.perturb(params, a, adv))
+        if not self._forces:
+            return self._env.transition(key, state, a, self.perturb(params, a, adv))
+        brax_env = self._env.unwrapped._env  # its step reads `_pipeline` while tracing
+        base = brax_env._pipeline
+        brax_env._pipeline = ForcedPipeline(base, *self.body_forces(adv))
+        try:
+            return self._env.transition(key, state, a, self.perturb(params, a, adv))
+        finally:
+            brax_env._pipeline = base
 
 
 class ObservationNoise(Wrapper):

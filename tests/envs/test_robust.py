@@ -127,3 +127,46 @@ def test_brax_set_scales_masses_and_changes_the_dynamics():
     obs = np.asarray(jax.jit(jax.vmap(one))(g))
     assert obs.shape[0] == 4 and np.isfinite(obs).all()
     assert len({tuple(np.round(o, 6)) for o in obs}) == 4  # every corner of the set moves differently
+
+
+def test_brax_body_force_is_the_generalized_force_of_the_push():
+    from envs.robust.forces import body_force_tau
+
+    env, _ = make_robust("brax/inverted_pendulum", episode_stats=False)
+    sys = env.unwrapped._env.sys  # joints: the cart's x slide, the pole's hinge at the cart's origin
+    q, qd = jnp.array([0.1, 0.3]), jnp.array([0.2, -0.5])
+    assert np.allclose(body_force_tau(sys, q, qd, [0], [[2.0, 0.0, 0.0]]), [2.0, 0.0])  # all on the slide
+    assert np.allclose(body_force_tau(sys, q, qd, [1], [[2.0, 0.0, 0.0]]), [2.0, 0.0])  # at the hinge: no torque
+    assert np.allclose(body_force_tau(sys, q, qd, [0], [[0.0, 0.0, 5.0]]), [0.0, 0.0])  # the rail holds it
+    hop, _ = make_robust("brax/hopper", episode_stats=False)
+    hs = hop.unwrapped._env.sys  # planar: rootx, rootz slides, rooty and three hinges about y
+    q, qd = hs.init_q + 0.1, jnp.arange(6.0) * 0.1
+    assert np.allclose(body_force_tau(hs, q, qd, [0], [[0.0, 0.0, 1.0]]), [0, 1, 0, 0, 0, 0])  # torso at the root
+    assert np.allclose(body_force_tau(hs, q, qd, [3], [[0.0, 5.0, 0.0]]), 0.0)  # out of the plane
+    foot = np.asarray(body_force_tau(hs, q, qd, [3], [[2.0, 0.0, 0.0]]))
+    assert foot[0] == pytest.approx(2.0) and foot[1] == 0.0 and foot[5] == 0.0 and np.all(foot[2:5] != 0)
+
+
+def test_brax_adversary_push_on_the_cart_equals_more_actuator_force():
+    """brax scales the action in [-1, 1] to the control range [-3, 3], and the cart's motor pushes
+    the slide with gear 100 x control: a 2 N push on the cart is an extra 2 / 300 of action. The
+    push is clipped to the bound, and zero push is the plain step."""
+    env, p = make_robust("brax/inverted_pendulum", episode_stats=False)
+    adv = Adversarial(env, "brax/inverted_pendulum", 2.0, ("cart_force_x",))
+    assert envs.spec_of(adv, p, "brax/inverted_pendulum").num_players == 2
+    _, st = adv.reset(jax.random.key(0), p)
+    k, a = jax.random.key(1), jnp.array([0.1])
+
+    def pushed(f):
+        return adv.transition(k, st, (a, f), p)[0]
+
+    def plain(extra):
+        return env.transition(k, st, a + extra, p)[0]
+
+    out = np.asarray(jax.jit(jax.vmap(pushed))(jnp.array([[0.0], [2.0], [100.0], [-2.0]])))
+    ref = np.asarray(jax.jit(jax.vmap(plain))(jnp.array([[0.0], [2 / 300], [-2 / 300]])))
+    assert np.allclose(out[0], ref[0], atol=1e-6) and np.allclose(out[1], ref[1], atol=1e-6)
+    assert np.allclose(out[2], out[1]) and np.allclose(out[3], ref[2], atol=1e-6)
+    assert out[1, 2] > out[0, 2] > out[3, 2]  # the cart's velocity follows the push
+    with pytest.raises(ValueError, match="foot_force_x"):
+        Adversarial(make_robust("brax/hopper")[0], "brax/hopper", 3.0, ("foot_force_w",))
