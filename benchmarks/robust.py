@@ -1,23 +1,25 @@
-"""Robust RL on CartPole: worst case and average over an uncertainty set, certified rewards of
-policy smoothing, and the speed of a vmapped worst-case grid against a Python loop.
+"""Robust RL: worst case and average over an uncertainty set, certified rewards of policy
+smoothing, and the speed of a vmapped worst-case grid against a Python loop.
 
-1. `robustness`: PPO on the nominal pole, PPO with domain randomisation (IWOCS's first problem,
-   `iwocs` with one chunk), RARL, QARL (SPDL and linear curricula) and IWOCS (CMA-ES search) train
-   for the same number of env steps (both players' steps counted for RARL/QARL), seeds vmapped in
-   one program per method; each seed's deterministic policy is then evaluated on a grid over the set
-   length [0.25, 2.5] x masspole [0.05, 1.0] (both end points included), `eval_episodes` episodes
-   per point. Rows: worst case (min over the grid) and average, mean and std over seeds.
-2. `certificates`: one noise-trained PPO (policy smoothing, sigma 0.2) smoothed at several noise
-   levels sigma; for each, n smoothed episodes and the certified expected reward (DKW, alpha 0.05)
-   at per-step l2 budgets epsilon (B = epsilon sqrt(500)).
-3. `grid_speed`: the returns of a fixed policy over a 10 x 10 grid of the set, in one vmapped call
-   against a Python loop over the 100 points of one compiled single-point evaluation (the peers' way:
-   RRLS and Robust-Gymnasium step one env per point). Rows give both times and their ratio.
+1. `robustness`, per env of the scale: PPO on the nominal env, PPO with domain randomisation
+   (IWOCS's first problem, `iwocs` with one chunk), RARL, QARL (SPDL and linear curricula) and IWOCS
+   (CMA-ES search) train for the same number of env steps (both players' steps counted for
+   RARL/QARL), seeds vmapped in one program per method; each seed's deterministic policy is then
+   evaluated on a grid over the env's set (`ENVS`, both end points included), `eval_episodes`
+   episodes per point. Rows: worst case (min over the grid) and average, mean and std over seeds.
+2. `certificates` (CartPole): one noise-trained PPO (policy smoothing, sigma 0.2) smoothed at several
+   noise levels sigma; for each, n smoothed episodes and the certified expected reward (DKW, alpha
+   0.05) at per-step l2 budgets epsilon (B = epsilon sqrt(500)).
+3. `grid_speed` (CartPole): the returns of a fixed policy over a 10 x 10 grid of the set, in one
+   vmapped call against a Python loop over the 100 points of one compiled single-point evaluation
+   (the peers' way: RRLS and Robust-Gymnasium step one env per point). Rows give both times and
+   their ratio.
 
-Writes `benchmarks/results/robust-<date>-<device>.{csv,md,png}` (full scale; ci and tiny scales into
-a temporary directory unless `--out-dir`). Not run: Pendulum and brax sets, and the papers' budgets.
+Writes `benchmarks/results/robust-<date>-<device>.{csv,md,png}` (full and reduced scales; ci and tiny
+scales into a temporary directory unless `--out-dir`). The papers' budgets (millions of steps, SAC
+learners) are not run.
 
-Run: `python -m benchmarks.robust --scale ci --out-dir benchmarks/results`
+Run: `python -m benchmarks.robust --scale reduced --envs CartPole-v1 brax/inverted_pendulum`
 """
 from __future__ import annotations
 
@@ -32,68 +34,91 @@ import numpy as np
 
 from benchmarks.common import RESULTS, markdown_parts, result_stem, write_csv
 
-SET = (("length", 0.25, 2.5), ("masspole", 0.05, 1.0))
+# Per env: the uncertainty set of the evaluation (and of domain randomisation and IWOCS), and the
+# adversary's channels and bound for RARL and QARL. CartPole's push is 10 N, brax's inverted
+# pendulum motor pushes up to 300 N and RRLS's hopper force sets are +-3 per component.
+ENVS = {
+    "CartPole-v1": dict(set=(("length", 0.25, 2.5), ("masspole", 0.05, 1.0)), channels=("cart_force",),
+                        bound=3.0),
+    "Pendulum-v1": dict(set=(("m", 0.5, 2.0), ("l", 0.5, 2.0)), channels=("m", "l"), bound=0.3),
+    "brax/inverted_pendulum": dict(set=(("pole_mass", 1.0, 31.0), ("cart_mass", 1.0, 11.0)),
+                                   channels=("cart_force_x",), bound=30.0),
+    "brax/hopper": dict(set=(("torso_mass", 0.1, 3.0), ("friction", 0.1, 3.0)),
+                        channels=("foot_force_x", "foot_force_z"), bound=3.0),
+}
+SET = ENVS["CartPole-v1"]["set"]
+METHODS = ("ppo_nominal", "ppo_dr", "rarl", "qarl", "qarl_linear", "iwocs")
 SCALES = {
     "tiny": dict(steps=2048, seeds=1, points=3, eval_episodes=1, methods=("ppo_nominal",), cert_n=16,
-                 sigmas=(0.2,), ps_steps=1024, hidden=(8,), speed_points=3),
-    "ci": dict(steps=100_000, seeds=2, points=10, eval_episodes=2,
-               methods=("ppo_nominal", "ppo_dr", "rarl", "qarl", "qarl_linear", "iwocs"), cert_n=500,
-               sigmas=(0.1, 0.2, 0.4), ps_steps=100_000, hidden=(32, 32), speed_points=10),
-    "full": dict(steps=500_000, seeds=5, points=10, eval_episodes=4,
-                 methods=("ppo_nominal", "ppo_dr", "rarl", "qarl", "qarl_linear", "iwocs"), cert_n=10_000,
-                 sigmas=(0.1, 0.2, 0.4, 0.8), ps_steps=500_000, hidden=(64, 64), speed_points=10),
+                 sigmas=(0.2,), ps_steps=1024, hidden=(8,), speed_points=3, envs=("CartPole-v1",)),
+    "ci": dict(steps=100_000, seeds=2, points=10, eval_episodes=2, methods=METHODS, cert_n=500,
+               sigmas=(0.1, 0.2, 0.4), ps_steps=100_000, hidden=(32, 32), speed_points=10,
+               envs=("CartPole-v1",)),
+    "reduced": dict(steps=100_000, seeds=5, points=10, eval_episodes=2, methods=METHODS, cert_n=500,
+                    sigmas=(0.1, 0.2, 0.4), ps_steps=100_000, hidden=(32, 32), speed_points=10,
+                    envs=("CartPole-v1", "brax/inverted_pendulum")),
+    "full": dict(steps=500_000, seeds=5, points=10, eval_episodes=4, methods=METHODS, cert_n=10_000,
+                 sigmas=(0.1, 0.2, 0.4, 0.8), ps_steps=500_000, hidden=(64, 64), speed_points=10,
+                 envs=tuple(ENVS)),
 }
 EPSILONS = (0.0, 0.01, 0.02, 0.05, 0.1)
 
 
-def _method(name: str, steps: int, hidden):
-    """(config, module, policy_of(carry)) of one method at a budget of `steps` env steps."""
+def _method(name: str, steps: int, hidden, env: str = "CartPole-v1"):
+    """(config, module, policy_of(carry)) of one method on `env` at a budget of `steps` env steps."""
     from jaxrl.algos import iwocs, ppo, qarl, rarl
 
-    small = dict(num_envs=8, num_steps=128, hidden=tuple(hidden))
+    e = ENVS[env]
+    small = dict(env=env, num_envs=8, num_steps=128, hidden=tuple(hidden))
+    game = dict(channels=e["channels"], force_bound=e["bound"])
     if name == "ppo_nominal":
         cfg = ppo.Config(total_timesteps=steps, num_chunks=1, **small)
         return cfg, ppo, lambda c: ppo.make_policy(cfg, c)
     if name in ("ppo_dr", "iwocs"):
         chunks = 1 if name == "ppo_dr" else 3
         search = dict(search_population=16, search_generations=4, search_episodes=2)
-        cfg = iwocs.Config(num_chunks=chunks, steps_per_problem=steps // chunks, robust_set=SET, **search, **small)
+        cfg = iwocs.Config(num_chunks=chunks, steps_per_problem=steps // chunks, robust_set=e["set"], **search, **small)
         return cfg, iwocs, lambda c: iwocs.make_policy(cfg, c)
     if name == "rarl":
-        cfg = rarl.Config(total_timesteps=steps, num_chunks=1, **small)
+        cfg = rarl.Config(total_timesteps=steps, num_chunks=1, **game, **small)
         return cfg, rarl, lambda c: rarl.make_policy(cfg, c.pro)
     cfg = qarl.Config(total_timesteps=steps, num_chunks=1, curriculum="linear" if name == "qarl_linear" else "spdl",
-                      **small)
+                      **game, **small)
     return cfg, qarl, lambda c: qarl.make_policy(cfg, c.pro)
 
 
-def robustness(scale: str) -> list[dict]:
+def robustness(scale: str, env_names=None) -> tuple[list[dict], dict]:
+    """Rows and the seed-mean return grids {(env, method): [points^2]} of every env and method."""
+    import envs
     from envs.robust import UncertaintySet, make_robust
     from jaxrl.core.robust_eval import grid_returns
 
     s = SCALES[scale]
-    uset = UncertaintySet("CartPole-v1", SET)
-    env, params = make_robust("CartPole-v1")
     rows, grids = [], {}
-    for name in s["methods"]:
-        cfg, mod, policy_of = _method(name, s["steps"], s["hidden"])
-        trainer = mod.make_train(cfg)
-        t0 = time.perf_counter()
+    for env_name in env_names or s["envs"]:
+        uset = UncertaintySet(env_name, ENVS[env_name]["set"])
+        env, params = make_robust(env_name)
+        horizon = envs.spec(env_name).max_steps
+        for name in s["methods"]:
+            cfg, mod, policy_of = _method(name, s["steps"], s["hidden"], env_name)
+            trainer = mod.make_train(cfg)
+            t0 = time.perf_counter()
 
-        def one(key):
-            carry, _ = trainer.train(key)
-            res = grid_returns(env, params, uset, uset.grid(s["points"]), policy_of(carry), jax.random.key(123),
-                               s["eval_episodes"], 500)
-            return res.returns
+            def one(key):
+                carry, _ = trainer.train(key)
+                res = grid_returns(env, params, uset, uset.grid(s["points"]), policy_of(carry),
+                                   jax.random.key(123), s["eval_episodes"], horizon)
+                return res.returns
 
-        returns = np.asarray(jax.jit(jax.vmap(one))(jax.random.split(jax.random.key(0), s["seeds"])))
-        worst, mean = returns.min(1), returns.mean(1)
-        grids[name] = returns.mean(0)
-        rows.append({"benchmark": "robust", "part": "robustness", "method": name, "seeds": s["seeds"],
-                     "env_steps": s["steps"], "worst": round(float(worst.mean()), 1),
-                     "worst_std": round(float(worst.std()), 1), "average": round(float(mean.mean()), 1),
-                     "average_std": round(float(mean.std()), 1), "grid": f"{s['points']}x{s['points']}",
-                     "seconds": round(time.perf_counter() - t0, 1)})
+            returns = np.asarray(jax.jit(jax.vmap(one))(jax.random.split(jax.random.key(0), s["seeds"])))
+            worst, mean = returns.min(1), returns.mean(1)
+            grids[env_name, name] = returns.mean(0)
+            rows.append({"benchmark": "robust", "part": "robustness", "env": env_name, "method": name,
+                         "seeds": s["seeds"], "env_steps": s["steps"], "worst": round(float(worst.mean()), 1),
+                         "worst_std": round(float(worst.std()), 1), "average": round(float(mean.mean()), 1),
+                         "average_std": round(float(mean.std()), 1), "grid": f"{s['points']}x{s['points']}",
+                         "seconds": round(time.perf_counter() - t0, 1)})
+            print(rows[-1], flush=True)
     return rows, grids
 
 
@@ -149,19 +174,26 @@ def grid_speed(scale: str) -> list[dict]:
 
 
 def plot(grids: dict, cert_rows: list[dict], points: int, path: Path) -> None:
+    """One row of heat maps per env (a column per method), and the certified-reward curves."""
     from envs.robust import UncertaintySet
     from jaxrl.core.robust_eval import heatmap
     from jaxrl.plot import _figure, _save
 
-    uset = UncertaintySet("CartPole-v1", SET)
-    n = len(grids) + 1
-    fig = _figure(figsize=(4.5 * n, 3.8))
-    for i, (name, r) in enumerate(grids.items()):
-        heatmap(uset, points, r, ax=fig.add_subplot(1, n, i + 1), title=name)
-    ax = fig.add_subplot(1, n, n)
+    env_names = list(dict.fromkeys(e for e, _ in grids))
+    methods = list(dict.fromkeys(m for _, m in grids))
+    rows, cols = max(len(env_names), 1), len(methods) + 1
+    fig = _figure(figsize=(4.5 * cols, 3.8 * rows))
+    for i, env_name in enumerate(env_names):
+        uset = UncertaintySet(env_name, ENVS[env_name]["set"])
+        for j, name in enumerate(methods):
+            if (env_name, name) in grids:
+                heatmap(uset, points, grids[env_name, name], ax=fig.add_subplot(rows, cols, i * cols + j + 1),
+                        title=f"{env_name}: {name}")
+    ax = fig.add_subplot(rows, cols, cols)
     for sigma in sorted({r["sigma"] for r in cert_rows}):
         rs = [r for r in cert_rows if r["sigma"] == sigma]
         ax.plot([r["epsilon"] for r in rs], [r["certified_return"] for r in rs], "o-", label=f"sigma {sigma}")
+    ax.set_title("CartPole: policy smoothing")
     ax.set_xlabel("per-step l2 budget epsilon")
     ax.set_ylabel("certified expected return")
     ax.legend()
@@ -171,18 +203,18 @@ def plot(grids: dict, cert_rows: list[dict], points: int, path: Path) -> None:
 def write(rows: list[dict], grids: dict, scale: str, out_dir: Path) -> dict:
     stem = result_stem(out_dir, "robust")
     write_csv(rows, stem.with_suffix(".csv"))
-    stem.with_suffix(".md").write_text(markdown_parts(rows, f"Robust RL on CartPole ({scale} scale)",
+    stem.with_suffix(".md").write_text(markdown_parts(rows, f"Robust RL ({scale} scale)",
                                                       ("robustness", "certificates", "grid_speed")))
     plot(grids, [r for r in rows if r["part"] == "certificates"], SCALES[scale]["points"], stem.with_suffix(".png"))
     return {"csv": str(stem.with_suffix(".csv")), "md": str(stem.with_suffix(".md"))}
 
 
-def suite(scale: str, skip_peers: bool = False, out_dir: Path | None = None) -> list[dict]:
-    """Rows for `benchmarks.run`; `scale` "ci" runs the reduced form (the peers' grid loop is ours,
-    so `skip_peers` changes nothing)."""
+def suite(scale: str, skip_peers: bool = False, out_dir: Path | None = None, env_names=None) -> list[dict]:
+    """Rows for `benchmarks.run` (the peers' grid loop is ours, so `skip_peers` changes nothing);
+    `env_names` overrides the scale's envs."""
     if out_dir is None:
-        out_dir = RESULTS if scale == "full" else Path(tempfile.mkdtemp(prefix="robust-"))
-    rob, grids = robustness(scale)
+        out_dir = RESULTS if scale in ("full", "reduced") else Path(tempfile.mkdtemp(prefix="robust-"))
+    rob, grids = robustness(scale, env_names)
     rows = rob + certificates(scale) + grid_speed(scale)
     files = write(rows, grids, scale, out_dir)
     return [{**r, **files} for r in rows]
@@ -191,9 +223,10 @@ def suite(scale: str, skip_peers: bool = False, out_dir: Path | None = None) -> 
 def main(argv=None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--scale", choices=sorted(SCALES), default="full")
+    p.add_argument("--envs", nargs="+", choices=sorted(ENVS), default=None, help="override the scale's envs")
     p.add_argument("--out-dir", type=Path, default=None)
     args = p.parse_args(argv)
-    rows = suite(args.scale, out_dir=args.out_dir)
+    rows = suite(args.scale, out_dir=args.out_dir, env_names=args.envs)
     print(Path(rows[0]["md"]).read_text())
     return rows
 

@@ -22,7 +22,7 @@ def test_grid_speed_tiny_and_files(tmp_path):
     rob = [{"benchmark": "robust", "part": "robustness", "method": "m", "worst": 10.0, "average": 20.0}]
     cert = [{"benchmark": "robust", "part": "certificates", "sigma": 0.2, "epsilon": e, "certified_return": 9.0 - e}
             for e in robust.EPSILONS]
-    files = robust.write(rob + cert + [speed], {"m": np.arange(9.0)}, "tiny", tmp_path)
+    files = robust.write(rob + cert + [speed], {("CartPole-v1", "m"): np.arange(9.0)}, "tiny", tmp_path)
     for path in (files["csv"], files["md"], str(Path(files["csv"]).with_suffix(".png"))):
         assert Path(path).stat().st_size > 100
     assert "grid_speed" in Path(files["md"]).read_text()
