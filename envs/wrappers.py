@@ -183,6 +183,7 @@ class BraxToGymnax(Wrapper):
     def __init__(self, brax_env, name: str):
         super().__init__(brax_env)
         self.name = name
+        self._obs_size = None
 
     @property
     def unwrapped(self):
@@ -193,7 +194,10 @@ class BraxToGymnax(Wrapper):
         return BraxParams()
 
     def observation_space(self, params=None) -> spaces.Box:
-        return spaces.Box(-jnp.inf, jnp.inf, (self._env.observation_size,), jnp.float32)
+        if self._obs_size is None:  # brax's `observation_size` runs `reset` eagerly (40 s for hopper
+            # on a CPU, op by op); tracing it gives the same shape in a fraction of a second
+            self._obs_size = jax.eval_shape(self._env.reset, jax.random.PRNGKey(0)).obs.shape[-1]
+        return spaces.Box(-jnp.inf, jnp.inf, (self._obs_size,), jnp.float32)
 
     def action_space(self, params=None) -> spaces.Box:
         return spaces.Box(-1.0, 1.0, (self._env.action_size,), jnp.float32)

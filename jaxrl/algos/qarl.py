@@ -29,7 +29,9 @@ Differences from the paper and its code (MushroomRL SAC, DeepMind Control two-pl
   evenly spaced between k_target and the current k (the code: scipy's `minimize`), so the curriculum
   never moves back toward higher temperatures, and it uses the last iteration's `num_envs` pairs
   (T, G) instead of a buffer of >= 30 episodes; G is the mean GAE lambda-return of the protagonist.
-- the adversary is `envs.robust.Adversarial` (CartPole: a bounded push on the cart), not MuJoCo's
+- the adversary is `envs.robust.Adversarial`: on CartPole a bounded push on the cart; on brax, the
+  code's planar forces on named bodies (hopper: `foot_force_x`, `foot_force_z`) enter brax's
+  generalized pipeline as the equivalent generalized force, where the code sets MuJoCo's
   `xfrc_applied`.
 
 Run: `python -m jaxrl.algos.qarl --env CartPole-v1 --curriculum linear`
@@ -60,7 +62,8 @@ class Config:
     env: str = "CartPole-v1"
     """environment name (an env `envs.robust.Adversarial` supports)"""
     channels: tuple[str, ...] = ("cart_force",)
-    """what the adversary acts on: `cart_force` (CartPole) or dynamics parameters of the env"""
+    """what the adversary acts on: `cart_force` (CartPole), forces on brax links (`<link>_force_<axis>`,
+    e.g. `foot_force_x foot_force_z` on brax/hopper) or dynamics parameters of the env"""
     force_bound: float = 3.0
     """each adversary action entry is clipped to +-force_bound"""
     curriculum: str = "spdl"

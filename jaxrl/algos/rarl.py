@@ -8,7 +8,8 @@ A zero-sum Markov game between a protagonist mu and an adversary nu that pushes 
 the adversary receiving -r. Training alternates (the paper's Algorithm 1): for N_iter iterations,
 roll out both policies and update mu for `pro_iters` rounds with nu frozen, then roll out and update
 nu for `adv_iters` rounds with mu frozen. The adversary's action is a bounded force (CartPole: a
-horizontal push on the cart; see `envs.robust.Adversarial`), clipped to +-`force_bound`.
+horizontal push on the cart; brax: world-frame forces on named links, RARL's hopper set being
+`foot_force_x foot_force_z`; see `envs.robust.Adversarial`), clipped to +-`force_bound`.
 
 Differences from the paper:
 - both players learn by PPO (the clipped surrogate, GAE; `jaxrl.core.ppo_players`) instead of
@@ -47,7 +48,8 @@ class Config:
     env: str = "CartPole-v1"
     """environment name (an env `envs.robust.Adversarial` supports)"""
     channels: tuple[str, ...] = ("cart_force",)
-    """what the adversary acts on: `cart_force` (CartPole) or dynamics parameters of the env"""
+    """what the adversary acts on: `cart_force` (CartPole), forces on brax links (`<link>_force_<axis>`,
+    e.g. `foot_force_x foot_force_z` on brax/hopper) or dynamics parameters of the env"""
     force_bound: float = 3.0
     """each adversary action entry is clipped to +-force_bound"""
     total_timesteps: int = 400_000

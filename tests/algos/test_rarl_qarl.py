@@ -53,6 +53,13 @@ def test_bad_config(bad, match):
             rarl.Config(**bad)
 
 
+def test_brax_foot_forces_are_channels_and_a_typo_lists_them():
+    cfg = rarl.Config(env="brax/hopper", channels=("foot_force_x", "foot_force_z"))
+    assert rarl.uncertainty_set(cfg).names == ("friction", "torso_mass", "thigh_mass")  # RRLS's hopper set
+    with pytest.raises(ValueError, match="foot_force_x"):
+        qarl.Config(env="brax/hopper", channels=("foot_force",))
+
+
 def _worst(policy, points=10):
     env, p = make_robust("CartPole-v1")
     res = jax.jit(lambda k: grid_returns(env, p, LENGTHS, LENGTHS.grid(points), policy, k, 4, 500))(jax.random.key(9))
