@@ -20,7 +20,7 @@ paper's pi_0 and fallback); chunk i >= 1 searches the worst T for the current co
 then trains policy i on it. `num_chunks` is thus the number of static problems (1 + M).
 
 Differences from the paper:
-- each static problem is solved by PPO (`jaxrl.core.ppo_players`; discrete actions, e.g. CartPole)
+- each static problem is solved by PPO (`jaxrl.core.ppo_players`; discrete or continuous actions)
   instead of SAC; its critic V_{T_j}(s) of the policy's own actions stands for Q_{T_j}(s, pi_{T_j}(s));
 - no forward models / validity masks (every Q_{T_j} is always valid), no stopping test on
   |V - Q| (a fixed number of problems, as the paper's budgets fix it), no rho search;
@@ -53,7 +53,7 @@ class Config:
     """IWOCS hyperparameters (search: the paper's CMA-ES settings; PPO: PureJaxRL's CartPole config)."""
 
     env: str = "CartPole-v1"
-    """environment name (discrete actions)"""
+    """environment name (discrete or continuous actions; gymnax classic control or brax)"""
     robust_set: tuple[tuple[str, float, float], ...] = ()
     """the uncertainty set, ((name, low, high), ...); empty: the env's reference set"""
     num_chunks: int = 4
@@ -113,7 +113,7 @@ class Config:
             raise ValueError("eval_points must be 0 or >= 2, got 1")
         if not self.hidden or any(h <= 0 for h in self.hidden):
             raise ValueError(f"hidden must be non-empty positive sizes, got {self.hidden!r}")
-        envs.spec(self.env).require("iwocs", discrete=True)
+        envs.spec(self.env)
         uncertainty_set(self)
 
     @property
@@ -139,10 +139,15 @@ class Carry(NamedTuple):
 
 
 def composite_act(net: Player, ensemble, count, obs):
-    """Greedy action of pi_i: policy j* = argmin_{j < count} V_j(obs) acts (one observation)."""
-    logits, values = jax.vmap(lambda p: (net.apply(p, obs[None])[0].logits[0], net.apply(p, obs[None])[1][0]))(ensemble)
+    """Deterministic action of pi_i: policy j* = argmin_{j < count} V_j(obs) acts (one observation);
+    its greedy action for discrete actions, its Gaussian's mean for continuous ones."""
+    def one(p):
+        pi, value = net.apply(p, obs[None])
+        return pi.mode()[0], value[0]
+
+    actions, values = jax.vmap(one)(ensemble)
     values = jnp.where(jnp.arange(values.shape[0]) < count, values, jnp.inf)
-    return jnp.argmax(logits[jnp.argmin(values)])
+    return actions[jnp.argmin(values)]
 
 
 def cma_search(config: Config, uset, score, key):
@@ -176,7 +181,7 @@ def make_train(config: Config) -> Trainer:
     uset = uncertainty_set(config)
     spec = envs.spec(config.env)
     obs_dim = math.prod(spec.obs_shape)
-    net = Player(spec.action_dim, True, tuple(config.hidden))
+    net = Player(spec.action_dim, spec.discrete, tuple(config.hidden))
     n = config.num_envs
     nominal = uset.nominal(env_params)
 
@@ -252,7 +257,8 @@ def make_train(config: Config) -> Trainer:
 
 def make_policy(config: Config, carry: Carry):
     """`act(obs, key) -> action` of the composite robust policy of a (single-seed) carry."""
-    net = Player(envs.spec(config.env).action_dim, True, tuple(config.hidden))
+    spec = envs.spec(config.env)
+    net = Player(spec.action_dim, spec.discrete, tuple(config.hidden))
     return lambda obs, key: composite_act(net, carry.ensemble, carry.problem, obs)
 
 

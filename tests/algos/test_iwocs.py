@@ -40,13 +40,19 @@ def test_composite_policy_follows_the_policy_with_the_lowest_value():
     assert int(iwocs.composite_act(net, ens, 1, obs)) == 0  # only policy 0 exists
     assert int(iwocs.composite_act(net, ens, 2, obs)) == 1  # policy 1's critic is more pessimistic
     assert int(iwocs.composite_act(net, ens, 3, obs)) == 0  # policy 2's even more
+    # continuous actions: the chosen policy's Gaussian mean
+    cnet = Player(1, False, (4,))
+    p = cnet.init(jax.random.key(0), jnp.zeros((1, 3)))
+    ens = jax.tree.map(lambda *xs: jnp.stack(xs), fixed(5.0, [0.5]), fixed(2.0, [-1.5]))
+    assert float(iwocs.composite_act(cnet, ens, 1, jnp.ones(3))[0]) == 0.5
+    assert float(iwocs.composite_act(cnet, ens, 2, jnp.ones(3))[0]) == -1.5
 
 
 def test_bad_config():
     with pytest.raises(ValueError, match="search"):
         iwocs.Config(search="random")
-    with pytest.raises(ValueError, match="discrete"):
-        iwocs.Config(env="Pendulum-v1")
+    with pytest.raises(ValueError, match="its parameters are .*'g'"):
+        iwocs.Config(env="Pendulum-v1", robust_set=(("length", 0.1, 1.0),))
     with pytest.raises(ValueError, match="its parameters are"):
         iwocs.Config(robust_set=(("pole", 0.1, 1.0),))
 

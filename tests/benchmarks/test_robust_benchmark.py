@@ -26,3 +26,15 @@ def test_grid_speed_tiny_and_files(tmp_path):
     for path in (files["csv"], files["md"], str(Path(files["csv"]).with_suffix(".png"))):
         assert Path(path).stat().st_size > 100
     assert "grid_speed" in Path(files["md"]).read_text()
+
+
+def test_every_env_builds_every_method():
+    """The full scale's envs and methods pass their config checks (channels, sets, action types)
+    before an hour of training finds out."""
+    assert set(robust.SCALES["full"]["envs"]) == set(robust.ENVS)
+    module = {"ppo_nominal": "ppo", "ppo_dr": "iwocs", "rarl": "rarl", "qarl": "qarl", "qarl_linear": "qarl",
+              "iwocs": "iwocs"}
+    for env in robust.ENVS:
+        for name in robust.METHODS:
+            cfg, mod, _ = robust._method(name, 100_000, (8,), env)
+            assert cfg.env == env and mod.__name__ == f"jaxrl.algos.{module[name]}"
