@@ -11,10 +11,10 @@ and a curriculum anneals it from a near-random adversary toward full rationality
 
 - `curriculum="spdl"` (the paper's): self-paced learning (Klink et al.) over a Gamma(k, rate)
   distribution of temperatures, from k = k_start (mean 0.05 at rate 1000) toward the target
-  k = k_target (mean 0.001). After each iteration, the next k minimises KL(p_k || p_target) subject to
-  KL(p_k || p_old) <= `kl_bound` and the importance-weighted protagonist performance
-  E_{p_old}[p_k(T) / p_old(T) G] >= `perf_lb`, G the protagonist's discounted return with an
-  adversary of temperature T; it stops once KL(p_old || p_target) <= 0.01.
+  k = k_target (mean 0.001). After every `spdl_min_samples` pairs (T, G), the next k minimises
+  KL(p_k || p_target) subject to KL(p_k || p_old) <= `kl_bound` and the importance-weighted
+  protagonist performance E_{p_old}[p_k(T) / p_old(T) G] >= `perf_lb`, G the protagonist's
+  discounted return with an adversary of temperature T; it stops once KL(p_old || p_target) <= 0.01.
 - `curriculum="linear"` (the paper's ablation): one temperature for every env, falling linearly
   from k_start/rate to k_target/rate over the first `linear_fraction` (2/3) of the iterations.
 
@@ -27,8 +27,9 @@ Differences from the paper and its code (MushroomRL SAC, DeepMind Control two-pl
 - the adversary observes log(temperature) appended to the state (the code appends the temperature);
 - SPDL's 1-D problem is solved inside the JAX program by checking `spdl_candidates` values of k
   evenly spaced between k_target and the current k (the code: scipy's `minimize`), so the curriculum
-  never moves back toward higher temperatures, and it uses the last iteration's `num_envs` pairs
-  (T, G) instead of a buffer of >= 30 episodes; G is the mean GAE lambda-return of the protagonist.
+  never moves back toward higher temperatures. Like the code it waits for a buffer of at least
+  `spdl_min_samples` (30) pairs (T, G), here `num_envs` per iteration, solves, and empties the
+  buffer; G is the mean GAE lambda-return of the protagonist in that env, not one episode's return.
 - the adversary is `envs.robust.Adversarial`: on CartPole a bounded push on the cart; on brax, the
   code's planar forces on named bodies (hopper: `foot_force_x`, `foot_force_z`) enter brax's
   generalized pipeline as the equivalent generalized force, where the code sets MuJoCo's
@@ -79,7 +80,9 @@ class Config:
     perf_lb: float = 10.0
     """spdl: least importance-weighted protagonist return of the new distribution"""
     spdl_candidates: int = 64
-    """spdl: values of k checked per iteration"""
+    """spdl: values of k checked per update"""
+    spdl_min_samples: int = 30
+    """spdl: (temperature, return) pairs buffered before each update (the code: 30)"""
     linear_fraction: float = 2.0 / 3.0
     """linear: fraction of the iterations over which the temperature falls"""
     total_timesteps: int = 400_000
@@ -124,7 +127,8 @@ class Config:
     def __post_init__(self):
         check_settings(self)
         for name in ("total_timesteps", "pro_iters", "adv_iters", "num_chunks", "eval_episodes", "lr",
-                     "max_grad_norm", "k_start", "k_target", "gamma_rate", "kl_bound", "spdl_candidates"):
+                     "max_grad_norm", "k_start", "k_target", "gamma_rate", "kl_bound", "spdl_candidates",
+                     "spdl_min_samples"):
             C.check_positive(name, getattr(self, name))
         C.check_choice("curriculum", self.curriculum, ("spdl", "linear"))
         if self.k_target > self.k_start:
@@ -192,6 +196,20 @@ def spdl_step(config: Config, k_old, temps, perf):
     return jnp.where(jnp.isfinite(best) & ~done, best, k_old)
 
 
+def spdl_rows(config: Config) -> int:
+    """Iterations of `num_envs` pairs that hold at least `spdl_min_samples` pairs."""
+    return math.ceil(config.spdl_min_samples / config.num_envs)
+
+
+def spdl_buffered(config: Config, k, buffer, filled, temps, perf):
+    """Buffer this iteration's pairs; once `spdl_rows` iterations are in, take an SPDL step on all of
+    them and empty the buffer. Returns (k, buffer, filled)."""
+    buffer = buffer.at[filled].set(jnp.stack([temps, perf]))
+    full = filled + 1 == buffer.shape[0]
+    k_new = spdl_step(config, k, buffer[:, 0].reshape(-1), buffer[:, 1].reshape(-1))
+    return jnp.where(full, k_new, k), buffer, jnp.where(full, 0, filled + 1)
+
+
 def sample_temperatures(config: Config, key, k, iteration):
     """One temperature per env: Gamma(k, rate) samples (spdl) or the linear schedule's value."""
     if config.curriculum == "linear":
@@ -208,6 +226,8 @@ class Carry(NamedTuple):
     env_state: Any
     obs: jax.Array
     k: jax.Array  # Gamma concentration of the temperature (spdl)
+    buffer: jax.Array  # [rows, 2, num_envs] (temperature, performance) pairs awaiting the next spdl update
+    filled: jax.Array  # rows of `buffer` filled
     iteration: jax.Array
     key: jax.Array
     env_steps: jax.Array
@@ -229,7 +249,9 @@ def make_train(config: Config) -> Trainer:
         pro = init_player(k_pro, pro_net, obs_dim, config.lr, config.max_grad_norm)
         adv = init_player(k_adv, adv_net, obs_dim + 1, config.lr, config.max_grad_norm)
         obs, env_state = venv.reset(jax.random.split(k_env, config.num_envs), env_params)
-        return Carry(pro, adv, env_state, obs, jnp.float32(config.k_start), jnp.int32(0), key, jnp.int32(0))
+        buffer = jnp.zeros((spdl_rows(config), 2, config.num_envs), jnp.float32)
+        return Carry(pro, adv, env_state, obs, jnp.float32(config.k_start), buffer, jnp.int32(0), jnp.int32(0), key,
+                     jnp.int32(0))
 
     def rounds(carry: Carry, learner: str, n: int, temps):
         def one(c: Carry, k):
@@ -249,9 +271,11 @@ def make_train(config: Config) -> Trainer:
         temps = sample_temperatures(config, k_temp, carry.k, carry.iteration)
         carry, m_pro, perf = rounds(carry._replace(key=key), "pro", config.pro_iters, temps)
         carry, m_adv, _ = rounds(carry, "adv", config.adv_iters, temps)
-        k = spdl_step(config, carry.k, temps, perf) if config.curriculum == "spdl" else carry.k
+        k, buffer, filled = carry.k, carry.buffer, carry.filled
+        if config.curriculum == "spdl":
+            k, buffer, filled = spdl_buffered(config, k, buffer, filled, temps, perf)
         metrics = {**m_pro, **m_adv, "temperature": temps.mean(), "performance": perf.mean()}
-        return carry._replace(k=k, iteration=carry.iteration + 1), metrics
+        return carry._replace(k=k, buffer=buffer, filled=filled, iteration=carry.iteration + 1), metrics
 
     def update(carry: Carry):
         carry, m = jax.lax.scan(iteration, carry, None, config.iterations_per_chunk)

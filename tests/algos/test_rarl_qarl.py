@@ -43,8 +43,22 @@ def test_spdl_moves_toward_the_target_within_its_kl_bound_and_never_back():
     assert np.isclose(qarl.gamma_kl(3.0, 5.0), mc, atol=0.01)
 
 
+def test_spdl_waits_for_30_pairs_then_steps_on_all_of_them():
+    cfg = qarl.Config()  # 8 envs: 4 iterations of 8 pairs hold the code's 30
+    assert qarl.spdl_rows(cfg) == 4
+    buffer, filled, k = jnp.zeros((4, 2, 8)), jnp.int32(0), jnp.float32(cfg.k_start)
+    rng = np.random.default_rng(1)
+    temps = [jnp.asarray(rng.gamma(cfg.k_start, 1 / cfg.gamma_rate, 8), jnp.float32) for _ in range(4)]
+    perf = [jnp.full(8, 50.0) for _ in range(4)]
+    for i in range(4):
+        k_next, buffer, filled = qarl.spdl_buffered(cfg, k, buffer, filled, temps[i], perf[i])
+        assert (float(k_next) == float(k)) == (i < 3) and int(filled) == (i + 1) % 4
+    assert float(k_next) == float(qarl.spdl_step(cfg, k, jnp.concatenate(temps), jnp.concatenate(perf)))
+
+
 @pytest.mark.parametrize("bad, match", [(dict(curriculum="cosine"), "curriculum"),
-                                        (dict(k_target=60.0), "k_target"), (dict(force_bound=0.0), "force_bound")])
+                                        (dict(k_target=60.0), "k_target"), (dict(force_bound=0.0), "force_bound"),
+                                        (dict(spdl_min_samples=0), "spdl_min_samples")])
 def test_bad_config(bad, match):
     with pytest.raises(ValueError, match=match):
         qarl.Config(**bad)
