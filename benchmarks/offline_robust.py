@@ -4,6 +4,7 @@ curve against the same agent fine-tuned without its uncertainty and smoothness t
 
     python -m benchmarks.offline_robust --scale full      # brax hopper + halfcheetah, 5 seeds
     python -m benchmarks.offline_robust --scale reduced   # Pendulum-v1, 5 seeds, the CI tests' budgets
+    python -m benchmarks.offline_robust --scale fields    # reduced, corruption of all four fields only
     python -m benchmarks.offline_robust --scale ci        # seconds-to-minutes: checks that it works
 
 - Corruption (RIQL's Tables 1-2 setting): on each env's medium-replay dataset, `envs.datasets.corrupt`
@@ -54,6 +55,11 @@ SCALES = {
                     ro2o=dict(offline_updates=3_000, online_steps=1_500, learning_starts=300, buffer_size=1_500,
                               num_chunks=3, hidden=(64, 64), num_critics=4, num_perturb=4, batch_size=128,
                               eval_episodes=10)),
+}
+# fields: the reduced scale's corruption part for every field in both modes (the other parts are
+# the reduced scale's); its files are named offline_robust_fields-*
+SCALES["fields"] = {**SCALES["reduced"], "fields": FIELDS, "parts": ("corruption",)}
+SCALES |= {
     "full": dict(envs=("brax/hopper", "brax/halfcheetah"), gen=dict(size=1_000_000), seeds=5, fields=FIELDS,
                  modes=MODES, rate=0.3, scale=1.0, attacker=dict(offline_updates=300_000),
                  offline=dict(total_updates=1_000_000, num_chunks=10, eval_episodes=10), hidden=None,
@@ -150,11 +156,12 @@ def offline_to_online(env: str, data: dict, s: dict) -> list[dict]:
 def run_all(scale: str, cache_dir: str = "", done=None) -> list[dict]:
     """Every part on every env of the scale; `done(rows)` is called after each part (partial reports)."""
     s = SCALES[scale]
+    parts = {"offline_to_online": offline_to_online, "mixed": mixed, "corruption": corruption}
     rows = []
     for env in s["envs"]:
         data = _datasets(env, s, cache_dir)
-        for part in (offline_to_online, mixed, corruption):
-            rows += part(env, data, s)
+        for name in s.get("parts", tuple(parts)):
+            rows += parts[name](env, data, s)
             if done is not None:
                 done(rows)
     return rows
@@ -256,7 +263,7 @@ def plot(rows: list[dict], path: str) -> None:
 
 
 def write(rows: list[dict], scale: str, out_dir: Path) -> dict:
-    stem = result_stem(out_dir, "offline_robust")
+    stem = result_stem(out_dir, "offline_robust_fields" if scale == "fields" else "offline_robust")
     write_csv(rows, f"{stem}.csv")
     Path(f"{stem}.md").write_text(to_markdown(rows, scale))
     plot(rows, f"{stem}.png")
