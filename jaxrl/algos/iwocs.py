@@ -22,8 +22,11 @@ then trains policy i on it. `num_chunks` is thus the number of static problems (
 Differences from the paper:
 - each static problem is solved by PPO (`jaxrl.core.ppo_players`; discrete or continuous actions)
   instead of SAC; its critic V_{T_j}(s) of the policy's own actions stands for Q_{T_j}(s, pi_{T_j}(s));
-- no forward models / validity masks (every Q_{T_j} is always valid), no stopping test on
-  |V - Q| (a fixed number of problems, as the paper's budgets fix it), no rho search;
+- no forward models / validity masks (every Q_{T_j} is always valid), no rho search; the stopping
+  test compares averages over start states (the discounted Monte-Carlo return at the worst point
+  found against the critics' min_j V_j(s0)), and with `stop_tolerance` 0 (the default) it is
+  only logged (`stop_gap`): a fixed number of problems, as the paper's budgets fix it. The program
+  has a fixed number of chunks, so chunks after a stop still train, and their policy is dropped;
 - policy i starts from policy i - 1's weights (warm start), and gets `steps_per_problem` env steps;
 - domain randomisation draws one point of the set per env at every rollout, not per episode.
 
@@ -94,6 +97,9 @@ class Config:
     """global gradient-norm clip"""
     hidden: tuple[int, ...] = (64, 64)
     """hidden sizes of actor and critic"""
+    stop_tolerance: float = 0.0
+    """stop adding problems once |V^pi_i_{T_i+1}(s0) - Q_i(s0, pi_i(s0))| <= this (Alg. 1's epsilon;
+    0: never, a fixed number of problems)"""
     eval_points: int = 0
     """grid points per parameter of the robust evaluation after each problem (0: none)"""
     eval_episodes: int = 1
@@ -108,6 +114,7 @@ class Config:
         if self.search_points < 2:
             raise ValueError(f"search_points must be >= 2, got {self.search_points}")
         C.check_positive("ent_coef", self.ent_coef, allow_zero=True)
+        C.check_positive("stop_tolerance", self.stop_tolerance, allow_zero=True)
         C.check_positive("eval_points", self.eval_points, allow_zero=True)
         if self.eval_points == 1:
             raise ValueError("eval_points must be 0 or >= 2, got 1")
@@ -134,6 +141,7 @@ class Carry(NamedTuple):
     obs: jax.Array
     worst: jax.Array  # the point of the set the current problem trains on
     problem: jax.Array  # index of the static problem this chunk solves
+    stopped: jax.Array  # the stopping test passed: no more problems are added
     key: jax.Array
     env_steps: jax.Array
 
@@ -141,13 +149,23 @@ class Carry(NamedTuple):
 def composite_act(net: Player, ensemble, count, obs):
     """Deterministic action of pi_i: policy j* = argmin_{j < count} V_j(obs) acts (one observation);
     its greedy action for discrete actions, its Gaussian's mean for continuous ones."""
+    return _composite(net, ensemble, count, obs)[0]
+
+
+def composite_value(net: Player, ensemble, count, obs):
+    """Q_i(s, pi_i(s)) = min_{j < count} V_j(s) of one observation."""
+    return _composite(net, ensemble, count, obs)[1]
+
+
+def _composite(net: Player, ensemble, count, obs):
     def one(p):
         pi, value = net.apply(p, obs[None])
         return pi.mode()[0], value[0]
 
     actions, values = jax.vmap(one)(ensemble)
     values = jnp.where(jnp.arange(values.shape[0]) < count, values, jnp.inf)
-    return actions[jnp.argmin(values)]
+    j = jnp.argmin(values)
+    return actions[j], values[j]
 
 
 def cma_search(config: Config, uset, score, key):
@@ -199,7 +217,7 @@ def make_train(config: Config) -> Trainer:
         ensemble = jax.tree.map(lambda x: jnp.stack([x] * config.num_chunks), ts.params)
         obs, env_state = jax.vmap(env.reset, (0, None))(jax.random.split(k_env, n), env_params)
         worst = jnp.asarray(nominal)
-        return Carry(ensemble, ts, env_state, obs, worst, jnp.int32(0), key, jnp.int32(0))
+        return Carry(ensemble, ts, env_state, obs, worst, jnp.int32(0), jnp.bool_(False), key, jnp.int32(0))
 
     def policy_of(ensemble, count):
         return lambda obs, key: composite_act(net, ensemble, count, obs)
@@ -235,16 +253,33 @@ def make_train(config: Config) -> Trainer:
         carry = carry._replace(current=ts, env_state=env_state, obs=obs, env_steps=carry.env_steps + n * config.num_steps)
         return carry, (aux, traj.episode_return, traj.done)
 
+    def stop_gap(carry: Carry, worst, key):
+        """Alg. 1's test |V^pi_i_{T_i+1}(s0) - Q_i(s0, pi_i(s0))|, both sides averaged over start
+        states: the composite policy's discounted Monte-Carlo return at the worst point found, and
+        its critics' value min_j V_j(s0) at fresh start states of that point."""
+        k_mc, k_s0 = jax.random.split(key)
+        params = uset.apply(env_params, worst)
+        mc, _ = evaluate(env, params, policy_of(carry.ensemble, carry.problem), k_mc, config.search_episodes,
+                         spec.max_steps, config.gamma)
+        obs0, _ = jax.vmap(env.reset, (0, None))(jax.random.split(k_s0, config.search_episodes), params)
+        q0 = jax.vmap(lambda o: composite_value(net, carry.ensemble, carry.problem, o))(obs0).mean()
+        return jnp.abs(mc - q0)
+
     def update(carry: Carry):
         key, k_search, k_train, k_eval = jax.random.split(carry.key, 4)
         worst, worst_return = jax.lax.cond(carry.problem > 0, lambda: search(carry, k_search),
                                            lambda: (carry.worst, jnp.float32(jnp.nan)))
-        carry = carry._replace(worst=worst, key=key)
+        gap = jnp.where(carry.problem > 0, stop_gap(carry, worst, jax.random.fold_in(k_search, 1)), jnp.nan)
+        stopped = carry.stopped | (gap <= config.stop_tolerance) if config.stop_tolerance > 0 else carry.stopped
+        carry = carry._replace(worst=worst, key=key, stopped=stopped)
         carry, (aux, returns, done) = jax.lax.scan(ppo_step, carry, jax.random.split(k_train, config.updates_per_problem))
-        ensemble = jax.tree.map(lambda e, p: e.at[carry.problem].set(p), carry.ensemble, carry.current.params)
-        carry = carry._replace(ensemble=ensemble, problem=carry.problem + 1)
+        # once stopped, pi_i is the answer: the problem just trained is not added
+        ensemble = jax.tree.map(lambda e, p: jnp.where(stopped, e, e.at[carry.problem].set(p)), carry.ensemble,
+                                carry.current.params)
+        carry = carry._replace(ensemble=ensemble, problem=carry.problem + (~stopped).astype(jnp.int32))
         metrics = {k: v[-1] for k, v in aux.items()}
-        metrics.update(episode_metrics(returns, done), env_steps=carry.env_steps, search_worst=worst_return)
+        metrics.update(episode_metrics(returns, done), env_steps=carry.env_steps, search_worst=worst_return,
+                       stop_gap=gap, stopped=stopped.astype(jnp.float32))
         metrics.update({f"worst_{name}": worst[i] for i, name in enumerate(uset.names)})
         if config.eval_points:
             res = grid_returns(env, env_params, uset, uset.grid(config.eval_points),

@@ -65,6 +65,7 @@ def test_short_run_searches_the_true_worst_case_and_stays_robust():
     # the grid search of problem 1 found the worst point of the set for policy 0 (the same key, so
     # the same episodes as an independent evaluation over the same grid)
     assert np.isfinite(m["search_worst"][1]) and np.isnan(m["search_worst"][0])
+    assert np.isnan(m["stop_gap"][0]) and np.isfinite(m["stop_gap"][1]) and not m["stopped"].any()
     found = np.array([m["worst_length"][1], m["worst_masspole"][1]])
     assert np.any(np.all(np.isclose(np.asarray(uset.grid(4)), found), axis=1))
     # the composite policy is robust over the whole set (a random policy scores about 22)
@@ -73,3 +74,17 @@ def test_short_run_searches_the_true_worst_case_and_stays_robust():
     res = jax.jit(lambda k: grid_returns(env, p, uset, uset.grid(4), iwocs.make_policy(cfg, carry), k, 2, 500))(
         jax.random.key(3))
     assert np.isclose(float(res.worst), float(m["eval_worst"][-1]), rtol=0.5)
+
+
+def test_stopping_test_keeps_pi_i_once_the_gap_is_within_tolerance():
+    """A tolerance no gap exceeds: the test passes at the first search (problem 1), so policy 0 is
+    the answer and the chunks after it add nothing to the ensemble."""
+    cfg = iwocs.Config(num_chunks=3, steps_per_problem=64, num_envs=2, num_steps=32, num_minibatches=2,
+                       hidden=(8,), search="grid", search_points=2, search_episodes=2, robust_set=SET,
+                       stop_tolerance=1e9)
+    carry, m = jax.jit(iwocs.make_train(cfg).train)(jax.random.key(0))
+    assert m["stopped"].tolist() == [0.0, 1.0, 1.0] and int(carry.problem) == 1
+    first, *rest = [jax.tree.map(lambda e, i=i: e[i], carry.ensemble) for i in range(3)]
+    leaves = [jax.tree.leaves(t) for t in (first, *rest)]
+    assert all(np.array_equal(a, b) for a, b in zip(leaves[1], leaves[2]))  # both still the initial weights
+    assert not all(np.array_equal(a, b) for a, b in zip(leaves[0], leaves[1]))  # policy 0 was trained
