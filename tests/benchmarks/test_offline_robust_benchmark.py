@@ -29,7 +29,10 @@ def rows():
 
 def test_report_tables_plot_and_registration(tmp_path):
     assert suites.MODULE_SUITES["offline-robust"] == ["benchmarks.offline_robust"] and "offline-robust" in suites.SUITES
-    assert set(offline_robust.SCALES) == {"ci", "reduced", "full"}
+    assert set(offline_robust.SCALES) == {"ci", "reduced", "fields", "full"}
+    fields = offline_robust.SCALES["fields"]  # the reduced corruption part over every field
+    assert fields["fields"] == offline_robust.FIELDS and fields["parts"] == ("corruption",)
+    assert fields["offline"] == offline_robust.SCALES["reduced"]["offline"]
     assert offline_robust.SCALES["full"]["seeds"] >= 5 and len(offline_robust.SCALES["full"]["envs"]) >= 2
     summ = {r["algo"]: r for r in offline_robust.o2o_summary(rows())}
     assert summ["ro2o"]["drop"] == 2.0 and summ["sac-n"]["drop"] == -28.0  # lowest online - last offline
