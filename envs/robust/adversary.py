@@ -56,7 +56,8 @@ class Adversarial(Wrapper):
         if not channels:
             raise ValueError("an adversary needs at least one channel")
         links = tuple(env.unwrapped._env.sys.link_names) if name.startswith("brax/") else ()
-        known = parameters(name) + (("cart_force",) if name == "CartPole-v1" else ()) + force_channels(links)
+        pushes = force_channels(links)
+        known = parameters(name) + (("cart_force",) if name == "CartPole-v1" else ()) + pushes
         for c in channels:
             if c not in known:
                 raise ValueError(f"env {name!r} has no adversary channel {c!r}; its parameters are {list(known)}")
@@ -65,10 +66,11 @@ class Adversarial(Wrapper):
             raise ValueError(f"bound needs 1 or {len(channels)} entries, got {bound!r}")
         self.name, self.channels = name, channels
         self.bound = np.broadcast_to(b, (len(channels),)).copy()
-        self._forces = [(i, parse_channel(c, links)) for i, c in enumerate(channels) if c in force_channels(links)]
+        self._forces = [(i, parse_channel(c, links)) for i, c in enumerate(channels) if c in pushes]
+        self._force_links = sorted({link for _, (link, _) in self._forces})
         if self._forces and env.unwrapped._env.backend != "generalized":
             raise ValueError(f"body forces need brax's generalized backend, got {env.unwrapped._env.backend!r}")
-        params = tuple(c for c in channels if c != "cart_force" and c not in force_channels(links))
+        params = tuple(c for c in channels if c != "cart_force" and c not in pushes)
         self._offsets = None
         if params:  # the same apply as an uncertainty set, at nominal + offset
             self._offsets = UncertaintySet(name, tuple((c, -1.0, 1.0) for c in params))
@@ -99,11 +101,10 @@ class Adversarial(Wrapper):
     def body_forces(self, adv_action):
         """(link indices [k], world-frame forces [k, 3]) of the force channels' clipped actions."""
         f = self.clip(adv_action)
-        links = sorted({link for _, (link, _) in self._forces})
-        forces = jnp.zeros((len(links), 3))
+        forces = jnp.zeros((len(self._force_links), 3))
         for i, (link, axis) in self._forces:
-            forces = forces.at[links.index(link), axis].add(f[i])
-        return links, forces
+            forces = forces.at[self._force_links.index(link), axis].add(f[i])
+        return self._force_links, forces
 
     def transition(self, key, state, action, params=None):
         params = self._env.default_params if params is None else params

@@ -270,7 +270,7 @@ def make_train(config: Config) -> Trainer:
         worst, worst_return = jax.lax.cond(carry.problem > 0, lambda: search(carry, k_search),
                                            lambda: (carry.worst, jnp.float32(jnp.nan)))
         gap = jnp.where(carry.problem > 0, stop_gap(carry, worst, jax.random.fold_in(k_search, 1)), jnp.nan)
-        stopped = carry.stopped | (gap <= config.stop_tolerance) if config.stop_tolerance > 0 else carry.stopped
+        stopped = (carry.stopped | (gap <= config.stop_tolerance)) if config.stop_tolerance > 0 else carry.stopped
         carry = carry._replace(worst=worst, key=key, stopped=stopped)
         carry, (aux, returns, done) = jax.lax.scan(ppo_step, carry, jax.random.split(k_train, config.updates_per_problem))
         # once stopped, pi_i is the answer: the problem just trained is not added
