@@ -274,9 +274,10 @@ BRAX_CI = dict(BRAX, total_timesteps=1_500, learning_starts=500, hidden=(32, 32)
 def test_sac_learns_brax_inverted_pendulum_ci():
     """CI form on brax: 4 vmapped seeds (one block: no dearer than 1), 1,500 env steps (500 random
     warm-up), (32, 32) networks. Random actions keep the pole up for about 11 steps; threshold: mean
-    final deterministic return >= 30 (measured on seeds 0-3: 60.5, 63.0, 56.0, 43.5). Almost all of
-    its cost is compiling brax's step."""
-    res = run(make_train(Config(**BRAX_CI)), RunOptions(num_seeds=4, progress=False))
+    final deterministic return >= 30 (measured on seeds 0-3: 55.5, 64.0, 58.0, 51.0; 60.5, 63.0, 56.0,
+    43.5 with XLA's default settings). Almost all of its cost is compiling brax's step, so it compiles
+    with XLA's cheap settings: 116 CPU-s against 171 with the default ones."""
+    res = run(make_train(Config(**BRAX_CI)), RunOptions(num_seeds=4, progress=False, fast_compile=True))
     final = _eval_returns(None, res)
     print("SAC brax/inverted_pendulum (CI form) eval return per seed", final)
     assert final.mean() >= 30, final
