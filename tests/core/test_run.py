@@ -21,7 +21,7 @@ from jaxrl.core.sweep import run_many
 from jaxrl.core.train import Trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SHORT = dict(total_timesteps=20_000, num_chunks=2)  # PPO CartPole: 2 chunks of 20 updates
+SHORT = dict(total_timesteps=10_240, num_chunks=2)  # PPO CartPole: 2 chunks of 10 updates
 
 
 # ------------------------------------------------------------------------------------ a toy algorithm
@@ -116,9 +116,9 @@ def _metrics(d, name):
 # XLA's CPU reductions (sums and means inside the PPO loss, Adam, etc.) do not keep one summation
 # order for every batch size: the same seed computed in a vmapped batch of 8 (one device), of 2
 # (8 seeds over four devices) or of 1 (a single run) differs in the last bits (measured: ~1e-7
-# relative on losses, ~1e-8 absolute on parameters after 20k steps; tests/core/test_run.py's exact
-# checks below show runs with equal per-device batches are bitwise equal). Sampled actions did not
-# flip at this length, so returns and episode counts came out equal; losses get a tight tolerance.
+# relative on losses, ~1e-8 absolute on parameters after 20k steps; the checks now run 10k, which
+# halves the subprocess's run time; the exact checks below show runs with equal per-device batches
+# are bitwise equal). Sampled actions did not flip at either length, so returns and episode counts came out equal; losses get a tight tolerance.
 TOL = dict(rtol=2e-5, atol=1e-6, equal_nan=True)
 
 
