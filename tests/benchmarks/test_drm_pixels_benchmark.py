@@ -39,3 +39,17 @@ def test_ci_scale_rows_and_files(tmp_path):
     with open(stem.with_suffix(".csv")) as f:
         assert len(list(csv.DictReader(f))) == len(rows)
     assert "## train_speed" in stem.with_suffix(".md").read_text()
+
+
+def test_every_scale_builds_both_methods_on_its_tasks(tmp_path):
+    """Each scale's settings pass both Configs' checks on each of its tasks (the swing-up and full
+    scales run for tens of minutes, so a bad setting would otherwise surface late); the swingup
+    scale writes files of its own."""
+    for scale, s in drm_pixels.SCALES.items():
+        for task in s["tasks"]:
+            for algo in drm_pixels.ALGOS:
+                cfg, mod = drm_pixels._config(algo, task, scale)
+                assert cfg.env == f"pixels/{task}" and mod.__name__.endswith(algo)
+    assert set(drm_pixels.SCALES["swingup"]["tasks"]) == {"cartpole_swingup", "pendulum_swingup"}
+    assert drm_pixels.SCALES["swingup"]["algo"]["frame_stack"] >= 2  # a swing-up needs velocities
+    assert Path(drm_pixels.write([], {}, "swingup", tmp_path)["md"]).name.startswith("drm_pixels_swingup-")
