@@ -58,7 +58,7 @@ SCALES = {
                             eval_episodes=8, buffer_size=4_000, batch_size=64, feature_dim=32, hidden=(64, 64),
                             encoder_features=(8,), lr=1e-3, std_duration=2_500, perturb_interval=2_000)),
     # swingup: the two swing-up tasks the claims are about, at a size a 2-core CPU runs in
-    # about 40 minutes: 32x32, the small scale's networks, action repeat 8 (DrQ's cartpole setting),
+    # about an hour (70 minutes measured, partly beside other work): 32x32, the small scale's networks, action repeat 8 (DrQ's cartpole setting),
     # 5k agent steps = 40k frames, 5 seeds; the speed rows come from the learning runs themselves.
     # Files: drm_pixels_swingup-*
     "swingup": dict(tasks=("cartpole_swingup", "pendulum_swingup"), image_size=32, render_envs=(1, 256),
