@@ -93,13 +93,15 @@ class Config:
     """entropy bonus"""
     vf_coef: float = 0.5
     """value loss coefficient"""
+    reward_scale: float = 1.0
+    """multiplies the env's reward in the PPO targets (returns are reported unscaled); Pendulum: 0.1"""
     max_grad_norm: float = 0.5
     """global gradient-norm clip"""
     hidden: tuple[int, ...] = (64, 64)
     """hidden sizes of actor and critic"""
     stop_tolerance: float = 0.0
-    """stop adding problems once |V^pi_i_{T_i+1}(s0) - Q_i(s0, pi_i(s0))| <= this (Alg. 1's epsilon;
-    0: never, a fixed number of problems)"""
+    """stop adding problems once |V^pi_i_{T_i+1}(s0) - Q_i(s0, pi_i(s0))| <= this (Alg. 1's epsilon,
+    in reward_scale units; 0: never, a fixed number of problems)"""
     eval_points: int = 0
     """grid points per parameter of the robust evaluation after each problem (0: none)"""
     eval_episodes: int = 1
@@ -256,14 +258,15 @@ def make_train(config: Config) -> Trainer:
     def stop_gap(carry: Carry, worst, key):
         """Alg. 1's test |V^pi_i_{T_i+1}(s0) - Q_i(s0, pi_i(s0))|, both sides averaged over start
         states: the composite policy's discounted Monte-Carlo return at the worst point found, and
-        its critics' value min_j V_j(s0) at fresh start states of that point."""
+        its critics' value min_j V_j(s0) at fresh start states of that point (the critics learn
+        reward_scale times the return, so the Monte-Carlo side is scaled to match)."""
         k_mc, k_s0 = jax.random.split(key)
         params = uset.apply(env_params, worst)
         mc, _ = evaluate(env, params, policy_of(carry.ensemble, carry.problem), k_mc, config.search_episodes,
                          spec.max_steps, config.gamma)
         obs0, _ = jax.vmap(env.reset, (0, None))(jax.random.split(k_s0, config.search_episodes), params)
         q0 = jax.vmap(lambda o: composite_value(net, carry.ensemble, carry.problem, o))(obs0).mean()
-        return jnp.abs(mc - q0)
+        return jnp.abs(mc * config.reward_scale - q0)
 
     def update(carry: Carry):
         key, k_search, k_train, k_eval = jax.random.split(carry.key, 4)

@@ -111,6 +111,8 @@ class Config:
     """protagonist's entropy bonus alpha_p"""
     vf_coef: float = 0.5
     """value loss coefficient"""
+    reward_scale: float = 1.0
+    """multiplies the env's reward in the PPO targets (returns are reported unscaled); Pendulum: 0.1"""
     max_grad_norm: float = 0.5
     """global gradient-norm clip"""
     hidden: tuple[int, ...] = (64, 64)

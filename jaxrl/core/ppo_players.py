@@ -10,7 +10,9 @@ player on the part of the rollout that player saw. Its entropy coefficient may b
 per sample (QARL's adversary: its temperature).
 
 `settings` is any object with the PPO fields `num_envs, num_steps, update_epochs, num_minibatches,
-gamma, gae_lambda, clip_eps, vf_coef` (an algorithm's Config).
+gamma, gae_lambda, clip_eps, vf_coef, reward_scale` (an algorithm's Config). `reward_scale`
+multiplies the reward in the GAE targets only (the value scale PPO learns at; Pendulum's rewards,
+-16 to 0 per step, need about 0.1); returns are reported unscaled.
 """
 from __future__ import annotations
 
@@ -107,10 +109,10 @@ class Batch(NamedTuple):
 
 def advantages(net: Player, params, obs, action, log_prob, value, next_obs, reward, terminated, done, settings,
                ent_coef) -> Batch:
-    """A player's PPO batch: GAE over its rewards (`reward` already signed for the player), with
-    V(next_obs) bootstrapping time-limit ends."""
+    """A player's PPO batch: GAE over its rewards (`reward` already signed for the player) times
+    `settings.reward_scale`, with V(next_obs) bootstrapping time-limit ends."""
     next_value = net.apply(params, next_obs, method=Player.value)
-    adv, target = gae(reward, value, next_value, terminated, done, settings.gamma, settings.gae_lambda)
+    adv, target = gae(reward * settings.reward_scale, value, next_value, terminated, done, settings.gamma, settings.gae_lambda)
     ent = jnp.broadcast_to(jnp.asarray(ent_coef, jnp.float32), reward.shape)
     return Batch(obs, action, log_prob, value, adv, target, ent)
 
@@ -158,6 +160,7 @@ def check_settings(settings) -> None:
     C.check_range("gae_lambda", settings.gae_lambda, 0.0, 1.0)
     C.check_positive("clip_eps", settings.clip_eps)
     C.check_positive("vf_coef", settings.vf_coef, allow_zero=True)
+    C.check_positive("reward_scale", settings.reward_scale)
     C.check_divides("num_minibatches", settings.num_minibatches, "num_envs * num_steps",
                     settings.num_envs * settings.num_steps)
 

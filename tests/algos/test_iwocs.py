@@ -51,6 +51,8 @@ def test_composite_policy_follows_the_policy_with_the_lowest_value():
 def test_bad_config():
     with pytest.raises(ValueError, match="search"):
         iwocs.Config(search="random")
+    with pytest.raises(ValueError, match="reward_scale"):
+        iwocs.Config(reward_scale=-0.1)
     with pytest.raises(ValueError, match="its parameters are .*'g'"):
         iwocs.Config(env="Pendulum-v1", robust_set=(("length", 0.1, 1.0),))
     with pytest.raises(ValueError, match="its parameters are"):

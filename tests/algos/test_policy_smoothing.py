@@ -42,7 +42,8 @@ def test_certificate_is_never_above_the_smoothed_return_and_falls_with_the_budge
     assert np.all(bounds >= 0.0)
 
 
-@pytest.mark.parametrize("field, value", [("sigma", 0.0), ("sigma", -0.1), ("alpha", 1.0), ("epsilon", -1.0)])
+@pytest.mark.parametrize("field, value", [("sigma", 0.0), ("sigma", -0.1), ("alpha", 1.0), ("epsilon", -1.0),
+                                          ("reward_scale", 0.0)])
 def test_bad_config(field, value):
     with pytest.raises(ValueError, match=field):
         ps.Config(**{field: value})

@@ -58,11 +58,12 @@ def test_spdl_waits_for_30_pairs_then_steps_on_all_of_them():
 
 @pytest.mark.parametrize("bad, match", [(dict(curriculum="cosine"), "curriculum"),
                                         (dict(k_target=60.0), "k_target"), (dict(force_bound=0.0), "force_bound"),
-                                        (dict(spdl_min_samples=0), "spdl_min_samples")])
+                                        (dict(spdl_min_samples=0), "spdl_min_samples"),
+                                        (dict(reward_scale=0.0), "reward_scale")])
 def test_bad_config(bad, match):
     with pytest.raises(ValueError, match=match):
         qarl.Config(**bad)
-    if "force_bound" in bad:
+    if "force_bound" in bad or "reward_scale" in bad:
         with pytest.raises(ValueError, match=match):
             rarl.Config(**bad)
 
