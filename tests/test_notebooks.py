@@ -4,7 +4,8 @@ Each notebook must have a code cell tagged `parameters` that sets BUDGET (env st
 NUM_SEEDS. The tiny values below are injected after that cell (by papermill if it is installed,
 else by nbclient with an injected cell) and the notebook runs in a temporary directory, so the
 runs/ and figures it writes do not litter the repo. The kernel compiles with XLA's cheap settings
-(jaxrl.core.run.FAST_COMPILE as XLA_FLAGS): runs this small spend most of their time compiling.
+(jaxrl.core.run.FAST_COMPILE as XLA_FLAGS): runs this small spend most of their time compiling,
+except those in EXECUTION_BOUND.
 """
 import ast
 import os
@@ -20,6 +21,10 @@ NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 TINY = {"BUDGET": 5_120, "NUM_SEEDS": 2}
 CELL_TIMEOUT = 540  # a hang fails the test; this is not a speed check
 CHEAP_XLA = " ".join(f"--{k}={str(v).lower()}" for k, v in FAST_COMPILE.items())
+# Notebooks whose tiny run is bound by execution, not compiling: XLA's cheap settings slow the run
+# more than they save (measured on the 2-core CPU, whole notebook, default vs cheap: stream_x 49 vs
+# 85 s, offline 75 vs 131 s; the others gain: robust 70 vs 41, ppo_sweep 49 vs 28, drm 61 vs 49).
+EXECUTION_BOUND = {"stream_x", "offline"}
 
 
 def parameters_cell(nb) -> int:
@@ -54,6 +59,7 @@ def execute(path: Path, params: dict, cwd: Path):
 
 def test_notebooks_exist():
     assert NOTEBOOKS, "notebooks/ has no .ipynb"
+    assert EXECUTION_BOUND <= {p.stem for p in NOTEBOOKS}, "EXECUTION_BOUND names a notebook that is gone"
 
 
 @pytest.mark.timeout(600)
@@ -65,7 +71,8 @@ def test_notebook_runs_with_tiny_budget(path, tmp_path, monkeypatch):
     names = assigned_names(nb.cells[parameters_cell(nb)].source)
     assert {"BUDGET", "NUM_SEEDS"} <= names, f"the parameters cell must set BUDGET and NUM_SEEDS, it sets {sorted(names)}"
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    monkeypatch.setenv("XLA_FLAGS", f"{os.environ.get('XLA_FLAGS', '')} {CHEAP_XLA}".strip())  # the kernel's env
+    if path.stem not in EXECUTION_BOUND:
+        monkeypatch.setenv("XLA_FLAGS", f"{os.environ.get('XLA_FLAGS', '')} {CHEAP_XLA}".strip())  # the kernel's env
     before = set(path.parent.iterdir())
     execute(path, TINY, tmp_path)  # raises on the first cell that fails or times out
     littered = sorted(set(path.parent.iterdir()) - before)
