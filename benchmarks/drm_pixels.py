@@ -60,9 +60,8 @@ SCALES = {
     # swingup: the two swing-up tasks the claims are about, at a size a 2-core CPU runs in
     # about an hour (70 minutes measured, partly beside other work): 32x32, the small scale's networks, action repeat 8 (DrQ's cartpole setting),
     # 5k agent steps = 40k frames, 5 seeds; the speed rows come from the learning runs themselves.
-    # Files: drm_pixels_swingup-*
-    "swingup": dict(tasks=("cartpole_swingup", "pendulum_swingup"), image_size=32, render_envs=(1, 256),
-                    render_steps=50, seeds=5, speed_seeds=(5,),
+    "swingup": dict(files="drm_pixels_swingup", tasks=("cartpole_swingup", "pendulum_swingup"), image_size=32,
+                    render_envs=(1, 256), render_steps=50, seeds=5, speed_seeds=(5,),
                     algo=dict(total_timesteps=5_000, learning_starts=1_000, num_chunks=5, action_repeat=8,
                               frame_stack=3, eval_episodes=5, buffer_size=5_000, batch_size=64, feature_dim=32,
                               hidden=(64, 64), encoder_features=(8,), lr=1e-3, std_duration=2_500,
@@ -208,7 +207,7 @@ def plot(curves: dict, path: Path) -> None:
 
 
 def write(rows: list[dict], curves: dict, scale: str, out_dir: Path) -> dict:
-    stem = result_stem(out_dir, "drm_pixels_swingup" if scale == "swingup" else "drm_pixels")
+    stem = result_stem(out_dir, SCALES[scale].get("files", "drm_pixels"))  # a scale may name its own files
     write_csv(rows, stem.with_suffix(".csv"))
     stem.with_suffix(".md").write_text(markdown_parts(rows, f"DrM vs DrQ-v2 on pixel tasks rendered in JAX ({scale} scale)",
                                                       ("summary", "render_speed", "train_speed", "curve")))

@@ -56,9 +56,8 @@ SCALES = {
                               num_chunks=3, hidden=(64, 64), num_critics=4, num_perturb=4, batch_size=128,
                               eval_episodes=10)),
 }
-# fields: the reduced scale's corruption part for every field in both modes (the other parts are
-# the reduced scale's); its files are named offline_robust_fields-*
-SCALES["fields"] = {**SCALES["reduced"], "fields": FIELDS, "parts": ("corruption",)}
+# fields: the reduced scale's corruption part for every field in both modes, in files of its own
+SCALES["fields"] = {**SCALES["reduced"], "fields": FIELDS, "parts": ("corruption",), "files": "offline_robust_fields"}
 SCALES |= {
     "full": dict(envs=("brax/hopper", "brax/halfcheetah"), gen=dict(size=1_000_000), seeds=5, fields=FIELDS,
                  modes=MODES, rate=0.3, scale=1.0, attacker=dict(offline_updates=300_000),
@@ -97,8 +96,9 @@ def _score_rows(mod, cfg, datasets: dict, seeds: int, base: dict) -> list[dict]:
             for name, sc in zip(datasets, score)]
 
 
-def corruption(env: str, data: dict, s: dict) -> list[dict]:
-    """Each algorithm on the clean medium-replay data and its corrupted versions, one program each."""
+def corruption(env: str, data: dict, s: dict):
+    """Each algorithm on the clean medium-replay data and its corrupted versions, one program each
+    (yields each program's rows)."""
     import envs
     from envs.datasets.corrupt import corrupt
     from jaxrl.datasets.adversarial import attacker
@@ -113,31 +113,28 @@ def corruption(env: str, data: dict, s: dict) -> list[dict]:
         for field in s["fields"]:
             sets[f"{mode} {field}"] = corrupt(clean, field, mode, rate=s["rate"], scale=s["scale"], seed=0,
                                               q_fn=q_fn, policy_fn=policy_fn, action_bounds=(spec.low(), spec.high()))
-    rows = []
     for algo in CORRUPTION_ALGOS:
         mod, cfg = _config(algo, s)
-        rows += _score_rows(mod, cfg, sets, s["seeds"], {"benchmark": "corruption", "env": env, "algo": algo,
-                                                         "rate": s["rate"], "scale": s["scale"]})
-    return rows
+        yield _score_rows(mod, cfg, sets, s["seeds"], {"benchmark": "corruption", "env": env, "algo": algo,
+                                                       "rate": s["rate"], "scale": s["scale"]})
 
 
-def mixed(env: str, data: dict, s: dict) -> list[dict]:
-    rows = []
+def mixed(env: str, data: dict, s: dict):
+    """A2PR and TD3+BC on each mixed-quality level (yields each program's rows)."""
     for algo in MIXED_ALGOS:
         mod, cfg = _config(algo, s)
         for lvl in s["mixed_levels"]:
             ds = data[lvl]
-            rows += [{**r, "behavior_score": float(ds.normalized_score(ds.behavior_return))}
-                     for r in _score_rows(mod, cfg, {lvl: ds}, s["seeds"], {"benchmark": "mixed", "env": env,
-                                                                            "algo": algo})]
-    return rows
+            yield [{**r, "behavior_score": float(ds.normalized_score(ds.behavior_return))}
+                   for r in _score_rows(mod, cfg, {lvl: ds}, s["seeds"], {"benchmark": "mixed", "env": env,
+                                                                          "algo": algo})]
 
 
-def offline_to_online(env: str, data: dict, s: dict) -> list[dict]:
-    """RO2O and its regularisers off, from the medium dataset: one row per chunk."""
+def offline_to_online(env: str, data: dict, s: dict):
+    """RO2O and its regularisers off, from the medium dataset: one row per chunk (yields each
+    variant's rows)."""
     from jaxrl.algos import ro2o
 
-    rows = []
     variants = {"ro2o": {}, "sac-n (no smoothness/OOD)": dict(beta_ood=0.0, beta_policy=0.0, q_smooth=0.0)}
     for name, kw in variants.items():
         cfg = ro2o.Config(**(s["ro2o"] | kw))
@@ -145,25 +142,25 @@ def offline_to_online(env: str, data: dict, s: dict) -> list[dict]:
         _, m = ro2o.train_sweep(cfg, [data["medium"]], s["seeds"])
         secs = time.perf_counter() - t0
         score, steps = np.asarray(m["normalized_score"])[0], np.asarray(m["online_steps"])[0, 0]
-        for c in range(score.shape[1]):
-            rows.append({"benchmark": "offline_to_online", "env": env, "algo": name, "chunk": c,
-                         "online_steps": int(steps[c]), "phase": "online" if steps[c] > 0 else "offline",
-                         "score_mean": float(score[:, c].mean()), "score_std": float(score[:, c].std()),
-                         "seeds": s["seeds"], "program_s": secs})
-    return rows
+        yield [{"benchmark": "offline_to_online", "env": env, "algo": name, "chunk": c,
+                "online_steps": int(steps[c]), "phase": "online" if steps[c] > 0 else "offline",
+                "score_mean": float(score[:, c].mean()), "score_std": float(score[:, c].std()),
+                "seeds": s["seeds"], "program_s": secs} for c in range(score.shape[1])]
 
 
 def run_all(scale: str, cache_dir: str = "", done=None) -> list[dict]:
-    """Every part on every env of the scale; `done(rows)` is called after each part (partial reports)."""
+    """Every part on every env of the scale; `done(rows)` is called after each program (partial
+    reports: a long run that is stopped keeps what it finished)."""
     s = SCALES[scale]
     parts = {"offline_to_online": offline_to_online, "mixed": mixed, "corruption": corruption}
     rows = []
     for env in s["envs"]:
         data = _datasets(env, s, cache_dir)
         for name in s.get("parts", tuple(parts)):
-            rows += parts[name](env, data, s)
-            if done is not None:
-                done(rows)
+            for program_rows in parts[name](env, data, s):
+                rows += program_rows
+                if done is not None:
+                    done(rows)
     return rows
 
 
@@ -263,7 +260,7 @@ def plot(rows: list[dict], path: str) -> None:
 
 
 def write(rows: list[dict], scale: str, out_dir: Path) -> dict:
-    stem = result_stem(out_dir, "offline_robust_fields" if scale == "fields" else "offline_robust")
+    stem = result_stem(out_dir, SCALES[scale].get("files", "offline_robust"))  # a scale may name its own files
     write_csv(rows, f"{stem}.csv")
     Path(f"{stem}.md").write_text(to_markdown(rows, scale))
     plot(rows, f"{stem}.png")
