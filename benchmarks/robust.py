@@ -15,9 +15,9 @@ smoothing, and the speed of a vmapped worst-case grid against a Python loop.
    (the peers' way: RRLS and Robust-Gymnasium step one env per point). Rows give both times and
    their ratio.
 
-Writes `benchmarks/results/robust-<date>-<device>.{csv,md,png}` (full and reduced scales; ci and tiny
-scales into a temporary directory unless `--out-dir`). The papers' budgets (millions of steps, SAC
-learners) are not run.
+Writes `benchmarks/results/robust-<date>-<device>.{csv,md,png}` (reduced scale; `robust_full-*` at full
+scale; ci and tiny scales into a temporary directory unless `--out-dir`). The papers' budgets
+(millions of steps, SAC learners) are not run.
 
 Run: `python -m benchmarks.robust --scale reduced --envs CartPole-v1 brax/inverted_pendulum`
 """
@@ -65,7 +65,7 @@ SCALES = {
     "reduced": dict(steps=200_000, seeds=5, points=10, eval_episodes=2, methods=METHODS, cert_n=500,
                     sigmas=(0.1, 0.2, 0.4), ps_steps=100_000, hidden=(32, 32), speed_points=10,
                     envs=("CartPole-v1", "Pendulum-v1", "brax/inverted_pendulum")),
-    "full": dict(steps=500_000, seeds=5, points=10, eval_episodes=4, methods=METHODS, cert_n=10_000,
+    "full": dict(files="robust_full", steps=500_000, seeds=5, points=10, eval_episodes=4, methods=METHODS, cert_n=10_000,
                  sigmas=(0.1, 0.2, 0.4, 0.8), ps_steps=500_000, hidden=(64, 64), speed_points=10,
                  envs=tuple(ENVS)),
 }
@@ -211,7 +211,7 @@ def plot(grids: dict, cert_rows: list[dict], points: int, path: Path) -> None:
 
 
 def write(rows: list[dict], grids: dict, scale: str, out_dir: Path) -> dict:
-    stem = result_stem(out_dir, "robust")
+    stem = result_stem(out_dir, SCALES[scale].get("files", "robust"))  # a scale may name its own files
     write_csv(rows, stem.with_suffix(".csv"))
     stem.with_suffix(".md").write_text(markdown_parts(rows, f"Robust RL ({scale} scale)",
                                                       ("robustness", "certificates", "grid_speed")))
