@@ -89,8 +89,8 @@ def _datasets(env: str, s: dict, cache_dir: str):
 def _score_rows(mod, cfg, datasets: dict, seeds: int, base: dict) -> list[dict]:
     t0 = time.perf_counter()
     _, m = mod.train_sweep(cfg, list(datasets.values()), seeds)
+    score = np.asarray(m["normalized_score"])[:, :, -1]  # waits for the program (jax dispatches asynchronously)
     secs = time.perf_counter() - t0
-    score = np.asarray(m["normalized_score"])[:, :, -1]
     return [{**base, "dataset": name, "score_mean": float(sc.mean()), "score_std": float(sc.std()),
              "seeds": seeds, "program_s": secs, "datasets_in_program": len(datasets)}
             for name, sc in zip(datasets, score)]
@@ -140,8 +140,8 @@ def offline_to_online(env: str, data: dict, s: dict):
         cfg = ro2o.Config(**(s["ro2o"] | kw))
         t0 = time.perf_counter()
         _, m = ro2o.train_sweep(cfg, [data["medium"]], s["seeds"])
+        score, steps = np.asarray(m["normalized_score"])[0], np.asarray(m["online_steps"])[0, 0]  # waits for it
         secs = time.perf_counter() - t0
-        score, steps = np.asarray(m["normalized_score"])[0], np.asarray(m["online_steps"])[0, 0]
         yield [{"benchmark": "offline_to_online", "env": env, "algo": name, "chunk": c,
                 "online_steps": int(steps[c]), "phase": "online" if steps[c] > 0 else "offline",
                 "score_mean": float(score[:, c].mean()), "score_std": float(score[:, c].std()),
