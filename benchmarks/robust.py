@@ -65,8 +65,8 @@ SCALES = {
     "reduced": dict(steps=200_000, seeds=5, points=10, eval_episodes=2, methods=METHODS, cert_n=500,
                     sigmas=(0.1, 0.2, 0.4), ps_steps=100_000, hidden=(32, 32), speed_points=10,
                     envs=("CartPole-v1", "Pendulum-v1", "brax/inverted_pendulum")),
-    "full": dict(files="robust_full", steps=500_000, seeds=5, points=10, eval_episodes=4, methods=METHODS, cert_n=10_000,
-                 sigmas=(0.1, 0.2, 0.4, 0.8), ps_steps=500_000, hidden=(64, 64), speed_points=10,
+    "full": dict(files="robust_full", steps=500_000, seeds=5, points=10, eval_episodes=4, methods=METHODS,
+                 cert_n=10_000, sigmas=(0.1, 0.2, 0.4, 0.8), ps_steps=500_000, hidden=(64, 64), speed_points=10,
                  envs=tuple(ENVS)),
 }
 EPSILONS = (0.0, 0.01, 0.02, 0.05, 0.1)

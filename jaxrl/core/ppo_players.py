@@ -112,7 +112,8 @@ def advantages(net: Player, params, obs, action, log_prob, value, next_obs, rewa
     """A player's PPO batch: GAE over its rewards (`reward` already signed for the player) times
     `settings.reward_scale`, with V(next_obs) bootstrapping time-limit ends."""
     next_value = net.apply(params, next_obs, method=Player.value)
-    adv, target = gae(reward * settings.reward_scale, value, next_value, terminated, done, settings.gamma, settings.gae_lambda)
+    adv, target = gae(reward * settings.reward_scale, value, next_value, terminated, done, settings.gamma,
+                      settings.gae_lambda)
     ent = jnp.broadcast_to(jnp.asarray(ent_coef, jnp.float32), reward.shape)
     return Batch(obs, action, log_prob, value, adv, target, ent)
 

@@ -76,22 +76,25 @@ def test_brax_foot_forces_are_channels_and_a_typo_lists_them():
         qarl.Config(env="brax/hopper", channels=("foot_force",))
 
 
-def _worst(policy, points=10):
+def _grid(policy):
+    """(worst, mean) return of `policy` over the 10-point length grid, 4 episodes per point."""
     env, p = make_robust("CartPole-v1")
-    res = jax.jit(lambda k: grid_returns(env, p, LENGTHS, LENGTHS.grid(points), policy, k, 4, 500))(jax.random.key(9))
-    return float(res.worst), float(res.mean)
+    res = grid_returns(env, p, LENGTHS, LENGTHS.grid(10), policy, jax.random.key(9), 4, 500)
+    return res.worst, res.mean
+
+
+def _worst(policy):
+    worst, mean = jax.jit(lambda: _grid(policy))()
+    return float(worst), float(mean)
 
 
 def _seed_worst(mod, cfg, player=lambda c: c):
-    """Per seed (SEEDS vmapped in one program): (worst, mean) return over the 10-point length grid
-    of the deterministic policy of `player(carry)`."""
-    env, p = make_robust("CartPole-v1")
+    """Per seed (SEEDS vmapped in one program): `_grid` of the deterministic policy of
+    `player(carry)`."""
 
     def one(key):
         carry, _ = mod.make_train(cfg).train(key)
-        res = grid_returns(env, p, LENGTHS, LENGTHS.grid(10), mod.make_policy(cfg, player(carry)),
-                           jax.random.key(9), 4, 500)
-        return res.worst, res.mean
+        return _grid(mod.make_policy(cfg, player(carry)))
 
     worst, mean = jax.jit(jax.vmap(one))(jax.random.split(jax.random.key(0), SEEDS))
     return np.asarray(worst), np.asarray(mean)
