@@ -34,7 +34,7 @@ REGISTRY: dict[str, dict] = {
     "policy_smoothing": dict(total_timesteps=1024, num_envs=4, num_steps=32, num_minibatches=2, update_epochs=1,
                              hidden=(8,), cert_episodes=2, num_chunks=4),
     "iwocs": dict(num_chunks=4, steps_per_problem=256, num_envs=4, num_steps=32, num_minibatches=2, update_epochs=1,
-                  hidden=(8,), search_population=4, search_generations=2, search_episodes=1),
+                  hidden=(8,), search_population=4, search_generations=2, search_episodes=1, rho_candidates=2),
     "drqv2": dict(env="Pendulum-v1", total_timesteps=400, learning_starts=100, buffer_size=500, batch_size=16,
                   feature_dim=8, hidden=(16,), n_step=2, eval_episodes=1, num_chunks=4),
     "drm": dict(env="Pendulum-v1", total_timesteps=400, learning_starts=100, buffer_size=500, batch_size=16,

@@ -10,27 +10,46 @@ max_pi min_T V^pi_T(s0) = min_T V*_T(s0). IWOCS (Alg. 1) therefore solves one no
                    T_{i+1} = argmin_{T in set} V^{pi_i}_T(s0)   (Monte-Carlo rollouts; the search)
 
 Acting (deep IWOCS, Sec. 5): pi_i(s) = pi_{T_j*}(s) with j* = argmin_j Q_{T_j}(s, pi_{T_j}(s)), the policy
-of the model in which s looks worst. The worst-case search runs inside the same JAX program, over
+of the model in which s looks worst, among the models that are valid at s. Each problem j >= 1 also
+trains a forward model T^_j(s, a) ~ s' (L1 loss, on its own rollouts), and its critic counts at s_t
+only where it predicted the transition just seen (the paper's validity mask, predictive coding):
+
+    valid_j(s_t) = || T^_j(s_{t-1}, a_{t-1}) - s_t ||_1 <= rho_j
+
+Where no model is valid (and at an episode's first step, which has no transition yet) the
+domain-randomisation policy pi_0 acts (the paper's fallback). rho_j is chosen, once policy j has
+been trained, from `rho_candidates` values evenly spaced in [rho_low, rho_high] (the paper's 10 in
+[0.1, 1]): the worst-case search runs once per candidate (vmapped, the same key), and the candidate
+whose worst case is highest is kept, with the worst point it found as the next problem (Alg. 2).
+The worst-case search runs inside the same JAX program, over
 the box of `envs.robust.UncertaintySet`, either by CMA-ES (evosax; the paper's: `search_generations`
 generations of `search_population` candidates in the box normalised to [0, 1]^d, mean 0.5, std 0.5)
 or over a grid with both end points (the paper's IWOCS*).
 
-One chunk of the `Trainer` is one static problem: chunk 0 trains on domain randomisation (the
-paper's pi_0 and fallback); chunk i >= 1 searches the worst T for the current composite policy,
-then trains policy i on it. `num_chunks` is thus the number of static problems (1 + M).
+One chunk of the `Trainer` is one static problem: chunk i trains policy i (on domain randomisation
+for i = 0, the paper's pi_0 and fallback; else on the worst T found at the end of chunk i - 1),
+adds it to the composite, then searches the worst T for the new composite (picking rho_i), so the
+last chunk's `search_worst` is the worst case found for the final policy. `num_chunks` is thus
+the number of static problems (1 + M).
 
 Differences from the paper:
 - each static problem is solved by PPO (`jaxrl.core.ppo_players`; discrete or continuous actions)
   instead of SAC; its critic V_{T_j}(s) of the policy's own actions stands for Q_{T_j}(s, pi_{T_j}(s));
-- no forward models / validity masks (every Q_{T_j} is always valid), no rho search; the stopping
-  test compares averages over start states (the discounted Monte-Carlo return at the worst point
+- the forward model predicts the change s' - s (an MLP like the critic's, ReLU, its own Adam), trained
+  by `update_epochs` passes of `num_minibatches` minibatches over each rollout; pi_0's critic takes
+  no part in the min (pi_0 is the fallback only); `masks=False` gives the unmasked composite
+  (every Q_{T_j}, pi_0's included, always valid);
+- the stopping test compares averages over start states (the discounted Monte-Carlo return at the worst point
   found against the critics' min_j V_j(s0)), and with `stop_tolerance` 0 (the default) it is
   only logged (`stop_gap`): a fixed number of problems, as the paper's budgets fix it. The program
   has a fixed number of chunks, so chunks after a stop still train, and their policy is dropped;
 - policy i starts from policy i - 1's weights (warm start), and gets `steps_per_problem` env steps;
 - domain randomisation draws one point of the set per env at every rollout, not per episode.
 
-Run: `python -m jaxrl.algos.iwocs --env CartPole-v1 --search cma`
+The composite policy has a memory (the last observation and action): `make_policy` returns a
+`jaxrl.core.evaluate.Recurrent` policy, which `evaluate` and `grid_returns` run like any other.
+
+Run: `python -m jaxrl.algos.iwocs --env Pendulum-v1 --reward-scale 0.1 --search cma`
 """
 from __future__ import annotations
 
@@ -38,14 +57,17 @@ import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import optax
 from flax.training.train_state import TrainState
 
 import envs
 import envs.robust as robust
 from jaxrl.core import config as C
-from jaxrl.core.evaluate import evaluate
+from jaxrl.core.evaluate import Recurrent, evaluate
+from jaxrl.core.nets import MLP
 from jaxrl.core.ppo_players import Player, act, advantages, check_settings, init_player, ppo_update, rollout
 from jaxrl.core.robust_eval import grid_returns
 from jaxrl.core.train import Trainer, episode_metrics
@@ -99,6 +121,16 @@ class Config:
     """global gradient-norm clip"""
     hidden: tuple[int, ...] = (64, 64)
     """hidden sizes of actor and critic"""
+    masks: bool = True
+    """validity masks from forward models, with pi_0 as the fallback (False: every critic always valid)"""
+    rho_low: float = 0.1
+    """smallest candidate threshold rho of the masks (L1 distance in observation units)"""
+    rho_high: float = 1.0
+    """largest candidate rho"""
+    rho_candidates: int = 10
+    """candidate rhos, evenly spaced in [rho_low, rho_high]; each costs one worst-case search"""
+    model_lr: float = 1e-3
+    """Adam learning rate of the forward models"""
     stop_tolerance: float = 0.0
     """stop adding problems once |V^pi_i_{T_i+1}(s0) - Q_i(s0, pi_i(s0))| <= this (Alg. 1's epsilon,
     in reward_scale units; 0: never, a fixed number of problems)"""
@@ -110,12 +142,15 @@ class Config:
     def __post_init__(self):
         check_settings(self)
         for name in ("num_chunks", "steps_per_problem", "search_population", "search_generations",
-                     "search_episodes", "eval_episodes", "lr", "max_grad_norm"):
+                     "search_episodes", "eval_episodes", "lr", "max_grad_norm", "rho_candidates", "model_lr"):
             C.check_positive(name, getattr(self, name))
         C.check_choice("search", self.search, ("cma", "grid"))
         if self.search_points < 2:
             raise ValueError(f"search_points must be >= 2, got {self.search_points}")
         C.check_positive("ent_coef", self.ent_coef, allow_zero=True)
+        C.check_positive("rho_low", self.rho_low)
+        if C.concrete(self.rho_low, self.rho_high) and self.rho_high < self.rho_low:
+            raise ValueError(f"rho_high={self.rho_high} must be >= rho_low={self.rho_low}")
         C.check_positive("stop_tolerance", self.stop_tolerance, allow_zero=True)
         C.check_positive("eval_points", self.eval_points, allow_zero=True)
         if self.eval_points == 1:
@@ -136,9 +171,30 @@ def uncertainty_set(config) -> robust.UncertaintySet:
     return robust.reference_set(config.env)
 
 
+class ForwardModel(nn.Module):
+    """T^(s, a) = s + MLP([s, a]): the next observation (`action` as `action_features` gives it)."""
+
+    obs_dim: int
+    hidden: tuple[int, ...]
+
+    @nn.compact
+    def __call__(self, obs, action):
+        return obs + MLP(self.hidden, self.obs_dim, "relu")(jnp.concatenate([obs, action], -1))
+
+
+def action_features(spec, action):
+    """The forward model's view of an action: one-hot for discrete actions, the action otherwise."""
+    if spec.discrete:
+        return jax.nn.one_hot(action, spec.action_dim)
+    return jnp.asarray(action, jnp.float32).reshape(action.shape[:-1] + (spec.action_dim,))
+
+
 class Carry(NamedTuple):
     ensemble: Any  # parameters of policies 0..num_chunks-1, stacked; entries >= problem are unused
+    models: Any  # forward models of problems 0..num_chunks-1, stacked likewise
+    rhos: jax.Array  # [num_chunks] validity thresholds rho_j (rho_0 unused: pi_0 is the fallback)
     current: TrainState  # the policy being trained
+    model: TrainState  # its forward model
     env_state: Any
     obs: jax.Array
     worst: jax.Array  # the point of the set the current problem trains on
@@ -149,8 +205,8 @@ class Carry(NamedTuple):
 
 
 def composite_act(net: Player, ensemble, count, obs):
-    """Deterministic action of pi_i: policy j* = argmin_{j < count} V_j(obs) acts (one observation);
-    its greedy action for discrete actions, its Gaussian's mean for continuous ones."""
+    """Deterministic action of the unmasked pi_i: policy j* = argmin_{j < count} V_j(obs) acts (one
+    observation); its greedy action for discrete actions, its Gaussian's mean for continuous ones."""
     return _composite(net, ensemble, count, obs)[0]
 
 
@@ -168,6 +224,49 @@ def _composite(net: Player, ensemble, count, obs):
     values = jnp.where(jnp.arange(values.shape[0]) < count, values, jnp.inf)
     j = jnp.argmin(values)
     return actions[j], values[j]
+
+
+def masked_choice(values, errors, rhos, count, started):
+    """j* of the masked composite: the lowest value among the valid j in 1..count-1 (valid: a
+    transition has been seen and the model's L1 error on it is <= rho_j); 0 (pi_0) if none is."""
+    j = jnp.arange(values.shape[0])
+    valid = (j >= 1) & (j < count) & started & (errors <= rhos)
+    return jnp.where(valid.any(), jnp.argmin(jnp.where(valid, values, jnp.inf)), 0)
+
+
+class Memory(NamedTuple):
+    obs: jax.Array  # the previous observation
+    action: jax.Array  # the previous action's features
+    started: jax.Array  # a transition has been seen this episode
+
+
+def masked_policy(net: Player, model: ForwardModel, spec, ensemble, models, rhos, count) -> Recurrent:
+    """The composite pi_i with validity masks and the pi_0 fallback, as a policy with memory."""
+
+    def init(obs):
+        return Memory(jnp.zeros_like(obs), jnp.zeros(spec.action_dim), jnp.bool_(False))
+
+    def step(obs, m: Memory, key):
+        def one(p, mp):
+            pi, value = net.apply(p, obs[None])
+            error = jnp.abs(model.apply(mp, m.obs[None], m.action[None])[0] - obs).sum()
+            return pi.mode()[0], value[0], error
+
+        actions, values, errors = jax.vmap(one)(ensemble, models)
+        action = actions[masked_choice(values, errors, rhos, count, m.started)]
+        return action, Memory(obs, action_features(spec, action), jnp.bool_(True))
+
+    return Recurrent(init, step)
+
+
+def pick_rho(rhos, index, candidates, search_fn):
+    """Alg. 2's choice of rho_index: `search_fn(rhos) -> (worst point, its value)` runs once per
+    candidate (vmapped); the candidate with the highest worst-case value is kept. Returns (rhos,
+    worst point, value) of that candidate."""
+    trial = jax.vmap(lambda r: rhos.at[index].set(r))(jnp.asarray(candidates, jnp.float32))
+    points, values = jax.vmap(search_fn)(trial)
+    b = jnp.argmax(values)
+    return trial[b], points[b], values[b]
 
 
 def cma_search(config: Config, uset, score, key):
@@ -196,14 +295,35 @@ def cma_search(config: Config, uset, score, key):
     return low + z * (high - low), f
 
 
+def model_update(model: ForwardModel, ts: TrainState, obs, action, next_obs, key, settings):
+    """`update_epochs` passes of shuffled minibatches of the L1 loss ||T^(s, a) - s'||_1 over one
+    rollout ([T, N, ...]); returns (train state, mean loss of the last epoch)."""
+    flat = jax.tree.map(lambda x: x.reshape((-1, x.shape[-1])), (obs, action, next_obs))
+
+    def minibatch(ts, b):
+        o, a, o2 = b
+        loss, grads = jax.value_and_grad(lambda p: jnp.abs(model.apply(p, o, a) - o2).sum(-1).mean())(ts.params)
+        return ts.apply_gradients(grads=grads), loss
+
+    def epoch(ts, k):
+        perm = jax.random.permutation(k, flat[0].shape[0])
+        return jax.lax.scan(minibatch, ts, jax.tree.map(
+            lambda x: x[perm].reshape((settings.num_minibatches, -1, x.shape[-1])), flat))
+
+    ts, losses = jax.lax.scan(epoch, ts, jax.random.split(key, settings.update_epochs))
+    return ts, losses[-1].mean()
+
+
 def make_train(config: Config) -> Trainer:
     env, env_params = robust.make_robust(config.env)
     uset = uncertainty_set(config)
     spec = envs.spec(config.env)
     obs_dim = math.prod(spec.obs_shape)
     net = Player(spec.action_dim, spec.discrete, tuple(config.hidden))
+    fmodel = ForwardModel(obs_dim, tuple(config.hidden))
     n = config.num_envs
     nominal = uset.nominal(env_params)
+    stack = lambda tree: jax.tree.map(lambda x: jnp.stack([x] * config.num_chunks), tree)
 
     class PerEnvParams:  # a batch of envs, each with its own dynamics
         @staticmethod
@@ -214,18 +334,23 @@ def make_train(config: Config) -> Trainer:
         return jax.vmap(uset.apply, (None, 0))(env_params, values)
 
     def init(key) -> Carry:
-        k_net, k_env, key = jax.random.split(key, 3)
+        k_net, k_model, k_env, key = jax.random.split(key, 4)
         ts = init_player(k_net, net, obs_dim, config.lr, config.max_grad_norm)
-        ensemble = jax.tree.map(lambda x: jnp.stack([x] * config.num_chunks), ts.params)
+        model = TrainState.create(apply_fn=fmodel.apply, tx=optax.adam(config.model_lr),
+                                  params=fmodel.init(k_model, jnp.zeros((1, obs_dim)), jnp.zeros((1, spec.action_dim))))
         obs, env_state = jax.vmap(env.reset, (0, None))(jax.random.split(k_env, n), env_params)
-        worst = jnp.asarray(nominal)
-        return Carry(ensemble, ts, env_state, obs, worst, jnp.int32(0), jnp.bool_(False), key, jnp.int32(0))
+        rhos = jnp.full(config.num_chunks, config.rho_high, jnp.float32)
+        return Carry(stack(ts.params), stack(model.params), rhos, ts, model, env_state, obs, jnp.asarray(nominal),
+                     jnp.int32(0), jnp.bool_(False), key, jnp.int32(0))
 
-    def policy_of(ensemble, count):
-        return lambda obs, key: composite_act(net, ensemble, count, obs)
+    def policy_of(carry: Carry, rhos=None):
+        if config.masks:
+            rhos = carry.rhos if rhos is None else rhos
+            return masked_policy(net, fmodel, spec, carry.ensemble, carry.models, rhos, carry.problem)
+        return lambda obs, key: composite_act(net, carry.ensemble, carry.problem, obs)
 
-    def search(carry: Carry, key):
-        act_fn = policy_of(carry.ensemble, carry.problem)
+    def search(carry: Carry, key, rhos):
+        act_fn = policy_of(carry, rhos)
 
         def score(points):
             return jax.vmap(lambda v: evaluate(env, uset.apply(env_params, v), act_fn, key, config.search_episodes,
@@ -237,8 +362,17 @@ def make_train(config: Config) -> Trainer:
             return points[jnp.argmin(f)], f.min()
         return cma_search(config, uset, score, key)
 
+    def search_and_rho(carry: Carry, key):
+        """The worst point for the composite of the `problem` policies so far, with the newest one's
+        rho picked by Alg. 2 (once stopped, rhos stay)."""
+        if not config.masks:
+            return (*search(carry, key, carry.rhos), carry.rhos)
+        candidates = jnp.linspace(config.rho_low, config.rho_high, config.rho_candidates)
+        rhos, worst, value = pick_rho(carry.rhos, carry.problem - 1, candidates, lambda r: search(carry, key, r))
+        return worst, value, jnp.where(carry.stopped, carry.rhos, rhos)
+
     def ppo_step(carry: Carry, key):
-        k_dr, k_roll, k_upd = jax.random.split(key, 3)
+        k_dr, k_roll, k_upd, k_model = jax.random.split(key, 4)
         dr = uset.sample(k_dr, n)
         values = jnp.where(carry.problem == 0, dr, jnp.broadcast_to(carry.worst, dr.shape))
 
@@ -252,7 +386,12 @@ def make_train(config: Config) -> Trainer:
         batch = advantages(net, carry.current.params, r["obs"], r["a"], r["lp"], r["v"], traj.final_obs,
                            traj.reward, traj.terminated, traj.done, config, config.ent_coef)
         ts, aux = ppo_update(net, carry.current, batch, k_upd, config)
-        carry = carry._replace(current=ts, env_state=env_state, obs=obs, env_steps=carry.env_steps + n * config.num_steps)
+        model = carry.model
+        if config.masks:
+            model, aux["model_l1"] = model_update(fmodel, model, r["obs"], action_features(spec, r["a"]),
+                                                  traj.final_obs, k_model, config)
+        carry = carry._replace(current=ts, model=model, env_state=env_state, obs=obs,
+                               env_steps=carry.env_steps + n * config.num_steps)
         return carry, (aux, traj.episode_return, traj.done)
 
     def stop_gap(carry: Carry, worst, key):
@@ -262,41 +401,49 @@ def make_train(config: Config) -> Trainer:
         reward_scale times the return, so the Monte-Carlo side is scaled to match)."""
         k_mc, k_s0 = jax.random.split(key)
         params = uset.apply(env_params, worst)
-        mc, _ = evaluate(env, params, policy_of(carry.ensemble, carry.problem), k_mc, config.search_episodes,
-                         spec.max_steps, config.gamma)
+        mc, _ = evaluate(env, params, policy_of(carry), k_mc, config.search_episodes, spec.max_steps, config.gamma)
         obs0, _ = jax.vmap(env.reset, (0, None))(jax.random.split(k_s0, config.search_episodes), params)
         q0 = jax.vmap(lambda o: composite_value(net, carry.ensemble, carry.problem, o))(obs0).mean()
         return jnp.abs(mc * config.reward_scale - q0)
 
     def update(carry: Carry):
+        """Solve problem i (DR if i = 0, else the worst point found last chunk), add pi_i to the
+        composite, then search the worst point for the new composite, picking rho_i (Alg. 2)."""
         key, k_search, k_train, k_eval = jax.random.split(carry.key, 4)
-        worst, worst_return = jax.lax.cond(carry.problem > 0, lambda: search(carry, k_search),
-                                           lambda: (carry.worst, jnp.float32(jnp.nan)))
-        gap = jnp.where(carry.problem > 0, stop_gap(carry, worst, jax.random.fold_in(k_search, 1)), jnp.nan)
-        stopped = (carry.stopped | (gap <= config.stop_tolerance)) if config.stop_tolerance > 0 else carry.stopped
-        carry = carry._replace(worst=worst, key=key, stopped=stopped)
-        carry, (aux, returns, done) = jax.lax.scan(ppo_step, carry, jax.random.split(k_train, config.updates_per_problem))
+        carry, (aux, returns, done) = jax.lax.scan(ppo_step, carry._replace(key=key),
+                                                   jax.random.split(k_train, config.updates_per_problem))
         # once stopped, pi_i is the answer: the problem just trained is not added
-        ensemble = jax.tree.map(lambda e, p: jnp.where(stopped, e, e.at[carry.problem].set(p)), carry.ensemble,
-                                carry.current.params)
-        carry = carry._replace(ensemble=ensemble, problem=carry.problem + (~stopped).astype(jnp.int32))
+        add = lambda e, p: jnp.where(carry.stopped, e, e.at[carry.problem].set(p))
+        carry = carry._replace(ensemble=jax.tree.map(add, carry.ensemble, carry.current.params),
+                               models=jax.tree.map(add, carry.models, carry.model.params),
+                               problem=carry.problem + (~carry.stopped).astype(jnp.int32))
+        worst, worst_return, rhos = search_and_rho(carry, k_search)
+        carry = carry._replace(rhos=rhos)
+        gap = stop_gap(carry, worst, jax.random.fold_in(k_search, 1))
+        stopped = (carry.stopped | (gap <= config.stop_tolerance)) if config.stop_tolerance > 0 else carry.stopped
         metrics = {k: v[-1] for k, v in aux.items()}
         metrics.update(episode_metrics(returns, done), env_steps=carry.env_steps, search_worst=worst_return,
                        stop_gap=gap, stopped=stopped.astype(jnp.float32))
+        if config.masks:  # rho of the newest policy (pi_0 has none)
+            metrics["rho"] = jnp.where(carry.problem > 1, rhos[carry.problem - 1], jnp.nan)
         metrics.update({f"worst_{name}": worst[i] for i, name in enumerate(uset.names)})
         if config.eval_points:
-            res = grid_returns(env, env_params, uset, uset.grid(config.eval_points),
-                               policy_of(carry.ensemble, carry.problem), k_eval, config.eval_episodes, spec.max_steps)
+            res = grid_returns(env, env_params, uset, uset.grid(config.eval_points), policy_of(carry), k_eval,
+                               config.eval_episodes, spec.max_steps)
             metrics.update(eval_worst=res.worst, eval_mean=res.mean)
-        return carry, metrics
+        return carry._replace(worst=worst, stopped=stopped), metrics
 
     return Trainer(init, update, config.num_chunks)
 
 
 def make_policy(config: Config, carry: Carry):
-    """`act(obs, key) -> action` of the composite robust policy of a (single-seed) carry."""
+    """The composite robust policy of a (single-seed) carry: a `Recurrent` policy with the masks,
+    an `act(obs, key) -> action` without (`evaluate` and `grid_returns` take either)."""
     spec = envs.spec(config.env)
     net = Player(spec.action_dim, spec.discrete, tuple(config.hidden))
+    if config.masks:
+        fmodel = ForwardModel(math.prod(spec.obs_shape), tuple(config.hidden))
+        return masked_policy(net, fmodel, spec, carry.ensemble, carry.models, carry.rhos, carry.problem)
     return lambda obs, key: composite_act(net, carry.ensemble, carry.problem, obs)
 
 

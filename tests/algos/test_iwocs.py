@@ -1,9 +1,16 @@
 """IWOCS: the CMA-ES and grid searches find worst cases, the composite policy follows the most
-pessimistic critic, and a short run stays robust over the set."""
+pessimistic valid critic (validity masks, the pi_0 fallback, the choice of rho), the forward
+models learn, and a short run stays robust over the set."""
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
+from flax.training.train_state import TrainState
+
+import envs
 
 from envs.robust import UncertaintySet, make_robust
 from jaxrl.algos import iwocs
@@ -57,6 +64,11 @@ def test_bad_config():
         iwocs.Config(env="Pendulum-v1", robust_set=(("length", 0.1, 1.0),))
     with pytest.raises(ValueError, match="its parameters are"):
         iwocs.Config(robust_set=(("pole", 0.1, 1.0),))
+    with pytest.raises(ValueError, match="rho_high=0.05 must be >= rho_low=0.1"):
+        iwocs.Config(rho_high=0.05)
+    for name, bad in (("rho_low", 0.0), ("rho_candidates", 0), ("model_lr", -1e-3)):
+        with pytest.raises(ValueError, match=name):
+            iwocs.Config(**{name: bad})
 
 
 def test_short_run_searches_the_true_worst_case_and_stays_robust():
@@ -64,11 +76,10 @@ def test_short_run_searches_the_true_worst_case_and_stays_robust():
                        search_episodes=2, robust_set=SET, eval_points=4, eval_episodes=2)
     carry, m = jax.jit(iwocs.make_train(cfg).train)(jax.random.key(0))
     uset = UncertaintySet("CartPole-v1", SET)
-    # the grid search of problem 1 found the worst point of the set for policy 0 (the same key, so
-    # the same episodes as an independent evaluation over the same grid)
-    assert np.isfinite(m["search_worst"][1]) and np.isnan(m["search_worst"][0])
-    assert np.isnan(m["stop_gap"][0]) and np.isfinite(m["stop_gap"][1]) and not m["stopped"].any()
-    found = np.array([m["worst_length"][1], m["worst_masspole"][1]])
+    # each chunk's grid search ends on a point of the grid (the worst for the composite so far)
+    assert np.isfinite(m["search_worst"]).all() and np.isfinite(m["stop_gap"]).all() and not m["stopped"].any()
+    assert np.isnan(m["rho"][0]) and 0.1 <= m["rho"][1] <= 1.0  # pi_0 has no rho; pi_1's was picked
+    found = np.array([m["worst_length"][0], m["worst_masspole"][0]])
     assert np.any(np.all(np.isclose(np.asarray(uset.grid(4)), found), axis=1))
     # the composite policy is robust over the whole set (a random policy scores about 22)
     assert float(m["eval_worst"][-1]) >= 100, m["eval_worst"]
@@ -79,14 +90,85 @@ def test_short_run_searches_the_true_worst_case_and_stays_robust():
 
 
 def test_stopping_test_keeps_pi_i_once_the_gap_is_within_tolerance():
-    """A tolerance no gap exceeds: the test passes at the first search (problem 1), so policy 0 is
-    the answer and the chunks after it add nothing to the ensemble."""
+    """A tolerance no gap exceeds: the test passes at the first search (after problem 0), so policy 0
+    is the answer and the chunks after it add nothing to the ensemble."""
     cfg = iwocs.Config(num_chunks=3, steps_per_problem=64, num_envs=2, num_steps=32, num_minibatches=2,
                        hidden=(8,), search="grid", search_points=2, search_episodes=2, robust_set=SET,
                        stop_tolerance=1e9)
     carry, m = jax.jit(iwocs.make_train(cfg).train)(jax.random.key(0))
-    assert m["stopped"].tolist() == [0.0, 1.0, 1.0] and int(carry.problem) == 1
+    assert m["stopped"].tolist() == [1.0, 1.0, 1.0] and int(carry.problem) == 1
     first, *rest = [jax.tree.map(lambda e, i=i: e[i], carry.ensemble) for i in range(3)]
     leaves = [jax.tree.leaves(t) for t in (first, *rest)]
     assert all(np.array_equal(a, b) for a, b in zip(leaves[1], leaves[2]))  # both still the initial weights
     assert not all(np.array_equal(a, b) for a, b in zip(leaves[0], leaves[1]))  # policy 0 was trained
+
+
+def _players_and_models(obs_dim=4):
+    """Three players, player j's critic says value[j] and its actor picks action j; three forward
+    models, model j predicts s' = s + shift[j] (zero weights, a bias)."""
+    net = Player(3, True, (4,))
+    p = net.init(jax.random.key(0), jnp.zeros((1, obs_dim)))
+    fmodel = iwocs.ForwardModel(obs_dim, (4,))
+    fp = fmodel.init(jax.random.key(1), jnp.zeros((1, obs_dim)), jnp.zeros((1, 3)))
+
+    def player(value, j):
+        q = jax.tree.map(jnp.zeros_like, p)
+        q["params"]["critic"]["Dense_1"]["bias"] = jnp.array([value], jnp.float32)
+        q["params"]["actor"]["Dense_1"]["bias"] = jax.nn.one_hot(j, 3)
+        return q
+
+    def model(shift):
+        q = jax.tree.map(jnp.zeros_like, fp)
+        q["params"]["MLP_0"]["Dense_1"]["bias"] = jnp.full(obs_dim, shift, jnp.float32)
+        return q
+
+    stack = lambda *xs: jax.tree.map(lambda *ys: jnp.stack(ys), *xs)
+    return net, fmodel, stack(player(5.0, 0), player(2.0, 1), player(-9.0, 2)), stack(model(0.0), model(0.0), model(1.0))
+
+
+def test_masked_choice_takes_the_lowest_valid_value_and_falls_back_to_policy_0():
+    values, errors, rhos = jnp.array([-50.0, 2.0, -9.0, -20.0]), jnp.array([0.0, 0.5, 3.0, 0.1]), jnp.ones(4)
+    assert int(iwocs.masked_choice(values, errors, rhos, 3, True)) == 1  # 2 is lower but invalid; 3 >= count
+    assert int(iwocs.masked_choice(values, errors, rhos.at[2].set(3.0), 3, True)) == 2  # 3.0 <= rho_2: valid
+    assert int(iwocs.masked_choice(values, errors, rhos.at[1].set(0.4), 3, True)) == 0  # none valid: pi_0
+    assert int(iwocs.masked_choice(values, errors, rhos, 3, False)) == 0  # no transition seen yet: pi_0
+    assert int(iwocs.masked_choice(values, errors, rhos, 1, True)) == 0  # only pi_0 exists
+
+
+def test_masked_policy_acts_with_the_model_that_predicted_the_last_transition():
+    net, fmodel, ens, models = _players_and_models()
+    spec = dataclasses.replace(envs.spec("CartPole-v1"), action_dim=3)
+    obs = jnp.ones(4)
+    policy = iwocs.masked_policy(net, fmodel, spec, ens, models, jnp.ones(3), 3)
+    m = policy.init(obs)
+    a, m = policy.step(obs, m, jax.random.key(0))
+    assert int(a) == 0  # the first step: no transition to check, pi_0 acts
+    a, m = policy.step(obs, m, jax.random.key(0))  # s' = s: models 0 and 1 predicted it, model 2 (L1 4) not
+    assert int(a) == 1
+    a, _ = policy.step(obs + 1.0, m, jax.random.key(0))  # s' = s + 1: model 2 predicted it
+    assert int(a) == 2
+    # without the masks policy 2's critic (-9) is the most pessimistic everywhere
+    assert int(iwocs.composite_act(net, ens, 3, obs)) == 2
+
+
+def test_pick_rho_keeps_the_candidate_with_the_best_worst_case():
+    def search(rhos):  # a worst case that peaks at rho_1 = 0.4, its worst point moving with rho_1
+        return jnp.array([rhos[1], 2 * rhos[1]]), -((rhos[1] - 0.4) ** 2) - rhos[0]
+
+    rhos, point, value = iwocs.pick_rho(jnp.array([7.0, 1.0, 1.0]), 1, jnp.linspace(0.1, 1.0, 10), search)
+    np.testing.assert_allclose(rhos, [7.0, 0.4, 1.0], atol=1e-6)
+    np.testing.assert_allclose(point, [0.4, 0.8], atol=1e-6)
+    assert np.isclose(float(value), -7.0)
+
+
+def test_forward_model_update_lowers_its_l1_error_on_known_dynamics():
+    """s' = s + 0.1 a (a one-hot of 2): the L1 loss after 20 passes is a fraction of the first."""
+    fmodel = iwocs.ForwardModel(2, (16,))
+    ts = TrainState.create(apply_fn=fmodel.apply, tx=optax.adam(1e-2),
+                           params=fmodel.init(jax.random.key(0), jnp.zeros((1, 2)), jnp.zeros((1, 2))))
+    obs = jax.random.normal(jax.random.key(1), (32, 4, 2))
+    act = jax.nn.one_hot(jax.random.randint(jax.random.key(2), (32, 4), 0, 2), 2)
+    settings = type("S", (), dict(update_epochs=20, num_minibatches=4))()
+    first = float(jnp.abs(fmodel.apply(ts.params, obs, act) - (obs + 0.1 * act)).sum(-1).mean())
+    ts, loss = jax.jit(lambda t: iwocs.model_update(fmodel, t, obs, act, obs + 0.1 * act, jax.random.key(3), settings))(ts)
+    assert float(loss) < 0.2 * first, (float(loss), first)
