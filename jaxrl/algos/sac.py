@@ -47,7 +47,6 @@ import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
@@ -57,10 +56,9 @@ import envs
 from jaxrl.core import config as C
 from jaxrl.core.buffer import Buffer, buffer_add, buffer_init, buffer_sample
 from jaxrl.core.evaluate import evaluate
-from jaxrl.core.nets import MLP, QEnsemble
-from jaxrl.core.offpolicy import (
-    RowPacker, Step, Transition, nstep_push, nstep_window, polyak_update, random_actions, update_schedule,
-)
+from jaxrl.core.nets import QEnsemble
+from jaxrl.core.offpolicy import RowPacker, Step, Transition, nstep_push, nstep_window, random_actions, update_schedule
+from jaxrl.core.sac_players import Actor, SACNets, sac_gradient_step
 from jaxrl.core.train import Trainer, episode_metrics
 
 
@@ -162,59 +160,20 @@ PENDULUM = dict(env="Pendulum-v1", total_timesteps=20_000, learning_starts=1_000
                 actor_lr=1e-3, critic_lr=1e-3, alpha_lr=1e-3, batch_size=128, buffer_size=100_000)
 
 
-# ----------------------------------------------------------------------------- pure pieces
-
-
-def squash_log_det(u, scale):
-    """log |d a / d u| of a = offset + scale tanh(u), summed over the action's last axis:
-    sum_i log(scale_i) + log(1 - tanh(u_i)^2), the latter as 2 (log 2 - u - softplus(-2u))."""
-    log_det = jnp.log(scale) + 2.0 * (jnp.log(2.0) - u - jax.nn.softplus(-2.0 * u))
-    return log_det.sum(-1)
-
-
-def tanh_gaussian_sample(mean, log_std, noise, scale, offset):
-    """(action, log pi(action)) of the tanh-squashed Gaussian, from standard normal `noise`:
-    u = mean + exp(log_std) noise, action = offset + scale tanh(u),
-    log pi = sum_i log N(u_i; mean_i, std_i) - squash_log_det(u, scale)."""
-    u = mean + jnp.exp(log_std) * noise
-    gauss = (-0.5 * noise**2 - log_std - 0.5 * jnp.log(2.0 * jnp.pi)).sum(-1)
-    return offset + scale * jnp.tanh(u), gauss - squash_log_det(u, scale)
-
-
-def temperature_loss(log_alpha, log_prob, target_entropy):
-    """J(alpha) = -log(alpha) E[log pi + H_target] (the gradient flows into log_alpha only)."""
-    return -log_alpha * jax.lax.stop_gradient(jnp.mean(log_prob) + target_entropy)
-
-
-def soft_target(reward, discount, next_q, next_log_prob, alpha):
-    """y = R + discount (min_j Q'_j(s', a') - alpha log pi(a'|s')), no gradient; `next_q` is
-    [num_critics, batch]."""
-    return jax.lax.stop_gradient(reward + discount * (next_q.min(0) - alpha * next_log_prob))
-
-
 # ----------------------------------------------------------------------------- networks
-
-
-class Actor(nn.Module):
-    """The policy's mean and clipped log standard deviation of u (before the tanh)."""
-
-    action_dim: int
-    hidden: tuple[int, ...]
-    activation: str
-    log_std_min: float
-    log_std_max: float
-
-    @nn.compact
-    def __call__(self, obs):
-        out = MLP(self.hidden, 2 * self.action_dim, self.activation,
-                  kernel_init=nn.initializers.lecun_normal())(obs.astype(jnp.float32))
-        mean, log_std = jnp.split(out, 2, axis=-1)
-        return mean, jnp.clip(log_std, self.log_std_min, self.log_std_max)
+# The tanh-squashed Gaussian, soft target, temperature loss, actor and gradient step live in
+# `jaxrl.core.sac_players` (IWOCS's SAC learner runs the same step).
 
 
 def _networks(config: Config, spec) -> tuple[Actor, QEnsemble]:
     actor = Actor(spec.action_dim, tuple(config.hidden), config.activation, config.log_std_min, config.log_std_max)
     return actor, QEnsemble(tuple(config.hidden), 2, config.activation)
+
+
+def _sac_nets(config: Config, spec) -> SACNets:
+    low, high = spec.low(), spec.high()
+    target_entropy = -float(spec.action_dim) if config.target_entropy is None else config.target_entropy
+    return SACNets(*_networks(config, spec), (high - low) / 2.0, (high + low) / 2.0, target_entropy)
 
 
 # ----------------------------------------------------------------------------- training
@@ -238,10 +197,8 @@ def make_train(config: Config) -> Trainer:
     spec = envs.spec(config.env)
     env, env_params = envs.make(config.env)
     venv = envs.VecEnv(env)
-    actor, critic = _networks(config, spec)
-    low, high = spec.low(), spec.high()
-    scale, offset = (high - low) / 2.0, (high + low) / 2.0
-    target_entropy = -float(spec.action_dim) if config.target_entropy is None else config.target_entropy
+    nets = _sac_nets(config, spec)
+    actor, critic = nets.actor, nets.critic
     vec_steps, num_updates = config.schedule
     n_envs = config.num_envs
     example = Step(jnp.zeros(spec.obs_shape, jnp.float32), jnp.zeros(spec.action_dim, jnp.float32),
@@ -282,9 +239,7 @@ def make_train(config: Config) -> Trainer:
         if random:
             action = random_actions(k_act, spec, n_envs)
         else:
-            mean, log_std = actor.apply(carry.actor.params, carry.obs)
-            noise = jax.random.normal(k_act, mean.shape)
-            action, _ = tanh_gaussian_sample(mean, log_std, noise, scale, offset)
+            action, _ = nets.sample(carry.actor.params, carry.obs, k_act)
         next_obs, env_state, reward, term, trunc, info = venv.step(
             jax.random.split(k_env, n_envs), carry.env_state, action, env_params)
         done = jnp.logical_or(term, trunc)
@@ -295,41 +250,11 @@ def make_train(config: Config) -> Trainer:
                                env_steps=carry.env_steps + n_envs)
         return carry, (info["episode_return"], done)
 
-    def critic_loss(critic_params, carry: Carry, batch: Transition, key):
-        mean, log_std = actor.apply(carry.actor.params, batch.next_obs)
-        next_action, next_log_prob = tanh_gaussian_sample(mean, log_std, jax.random.normal(key, mean.shape),
-                                                          scale, offset)
-        next_q = critic.apply(carry.critic_target, batch.next_obs, next_action)
-        alpha = jnp.exp(carry.alpha.params["log_alpha"])
-        y = soft_target(batch.reward, batch.discount, next_q, next_log_prob, alpha)
-        q = critic.apply(critic_params, batch.obs, batch.action)
-        return 0.5 * ((q - y) ** 2).mean(-1).sum(), q.mean()
-
-    def actor_loss(actor_params, critic_params, alpha, obs, key):
-        mean, log_std = actor.apply(actor_params, obs)
-        action, log_prob = tanh_gaussian_sample(mean, log_std, jax.random.normal(key, mean.shape), scale, offset)
-        q = critic.apply(critic_params, obs, action).min(0)
-        return (alpha * log_prob - q).mean(), log_prob
-
     def gradient_update(carry: Carry, xs):
         """One critic, actor and temperature step on one minibatch, then the Polyak update."""
         batch, key = xs
-        k_critic, k_actor = jax.random.split(key)
-        (c_loss, q_mean), grads = jax.value_and_grad(critic_loss, has_aux=True)(
-            carry.critic.params, carry, batch, k_critic)
-        critic_ts = carry.critic.apply_gradients(grads=grads)
-        alpha = jnp.exp(carry.alpha.params["log_alpha"])
-        (a_loss, log_prob), grads = jax.value_and_grad(actor_loss, has_aux=True)(
-            carry.actor.params, critic_ts.params, alpha, batch.obs, k_actor)
-        actor_ts = carry.actor.apply_gradients(grads=grads)
-        alpha_ts = carry.alpha
-        if config.autotune:
-            grad = jax.grad(temperature_loss)(alpha_ts.params["log_alpha"], log_prob, target_entropy)
-            alpha_ts = alpha_ts.apply_gradients(grads={"log_alpha": grad})
-        target = polyak_update(critic_ts.params, carry.critic_target, config.tau)
-        carry = carry._replace(actor=actor_ts, critic=critic_ts, critic_target=target, alpha=alpha_ts,
-                               updates=carry.updates + 1)
-        return carry, (c_loss, a_loss, q_mean, -log_prob.mean(), alpha)
+        carry, out = sac_gradient_step(nets, carry, batch, key, config.tau, config.autotune)
+        return carry._replace(updates=carry.updates + 1), out
 
     def iteration(carry: Carry, _):
         """Env steps with the current policy, then gradient updates on minibatches drawn all at
@@ -343,10 +268,7 @@ def make_train(config: Config) -> Trainer:
         return carry, (episodes, losses)
 
     def policy(params):
-        def act(obs, key):
-            mean, _ = actor.apply(params, obs)
-            return offset + scale * jnp.tanh(mean)
-        return act
+        return lambda obs, key: nets.mode(params, obs)
 
     def update(carry: Carry):
         carry, ((returns, done), losses) = jax.lax.scan(iteration, carry, None, config.iters_per_chunk)
@@ -377,17 +299,12 @@ def make_train(config: Config) -> Trainer:
 def make_policy(config: Config, carry: Carry, deterministic: bool = True):
     """`act(obs, key) -> action` for one observation, from a (single-seed) carry: offset + scale
     tanh(mu(s)) when `deterministic`, else a sample of the squashed Gaussian."""
-    spec = envs.spec(config.env)
-    actor, _ = _networks(config, spec)
-    low, high = spec.low(), spec.high()
-    scale, offset = (high - low) / 2.0, (high + low) / 2.0
+    nets = _sac_nets(config, envs.spec(config.env))
 
     def act(obs, key):
-        mean, log_std = actor.apply(carry.actor.params, obs)
         if deterministic:
-            return offset + scale * jnp.tanh(mean)
-        action, _ = tanh_gaussian_sample(mean, log_std, jax.random.normal(key, mean.shape), scale, offset)
-        return action
+            return nets.mode(carry.actor.params, obs)
+        return nets.sample(carry.actor.params, obs, key)[0]
 
     return act
 
