@@ -4,7 +4,9 @@ smoothing, and the speed of a vmapped worst-case grid against a Python loop.
 1. `robustness`, per env of the scale: PPO on the nominal env, PPO with domain randomisation
    (IWOCS's first problem, `iwocs` with one chunk), RARL, QARL (SPDL and linear curricula) and IWOCS
    (CMA-ES search) train for the same number of env steps (both players' steps counted for
-   RARL/QARL), seeds vmapped in one program per method; each seed's deterministic policy is then
+   RARL/QARL), seeds vmapped in one program per method; on continuous-action envs also IWOCS with
+   the paper's learner, SAC (`iwocs_sac`, at the scale's `sac_steps`: SAC needs far fewer env steps
+   and each costs a gradient update); each seed's deterministic policy is then
    evaluated on a grid over the env's set (`ENVS`, both end points included), `eval_episodes`
    episodes per point. Rows: worst case (min over the grid) and average, mean and std over seeds.
 2. `certificates` (CartPole): one noise-trained PPO (policy smoothing, sigma 0.2) smoothed at several
@@ -17,7 +19,7 @@ smoothing, and the speed of a vmapped worst-case grid against a Python loop.
 
 Writes `benchmarks/results/robust-<date>-<device>.{csv,md,png}` (reduced scale; `robust_full-*` at full
 scale; ci and tiny scales into a temporary directory unless `--out-dir`). The papers' budgets
-(millions of steps, SAC learners) are not run.
+(millions of steps) are not run.
 
 Run: `python -m benchmarks.robust --scale reduced --envs CartPole-v1 brax/inverted_pendulum`
 """
@@ -55,28 +57,39 @@ ENVS = {
                         channels=("foot_force_x", "foot_force_z"), bound=3.0, ppo=_BRAX_PPO),
 }
 SET = ENVS["CartPole-v1"]["set"]
-METHODS = ("ppo_nominal", "ppo_dr", "rarl", "qarl", "qarl_linear", "iwocs")
+METHODS = ("ppo_nominal", "ppo_dr", "rarl", "qarl", "qarl_linear", "iwocs", "iwocs_sac")
+# IWOCS's SAC learner: sac.PENDULUM's settings (one env, batch 128, lr 1e-3, learning after 1k steps)
+_SAC = dict(learner="sac", num_envs=1, batch_size=128, learning_starts=1_000, actor_lr=1e-3, critic_lr=1e-3)
 SCALES = {
     "tiny": dict(steps=2048, seeds=1, points=3, eval_episodes=1, methods=("ppo_nominal",), cert_n=16,
                  sigmas=(0.2,), ps_steps=1024, hidden=(8,), speed_points=3, envs=("CartPole-v1",)),
-    "ci": dict(steps=100_000, seeds=2, points=10, eval_episodes=2, methods=METHODS, cert_n=500,
+    "ci": dict(steps=100_000, sac_steps=6_000, seeds=2, points=10, eval_episodes=2, methods=METHODS, cert_n=500,
                sigmas=(0.1, 0.2, 0.4), ps_steps=100_000, hidden=(32, 32), speed_points=10,
                envs=("CartPole-v1",)),
-    "reduced": dict(steps=200_000, seeds=5, points=10, eval_episodes=2, methods=METHODS, cert_n=500,
+    "reduced": dict(steps=200_000, sac_steps=15_000, seeds=5, points=10, eval_episodes=2, methods=METHODS, cert_n=500,
                     sigmas=(0.1, 0.2, 0.4), ps_steps=100_000, hidden=(32, 32), speed_points=10,
                     envs=("CartPole-v1", "Pendulum-v1", "brax/inverted_pendulum")),
-    "full": dict(files="robust_full", steps=500_000, seeds=5, points=10, eval_episodes=4, methods=METHODS,
+    "full": dict(files="robust_full", steps=500_000, sac_steps=30_000, seeds=5, points=10, eval_episodes=4, methods=METHODS,
                  cert_n=10_000, sigmas=(0.1, 0.2, 0.4, 0.8), ps_steps=500_000, hidden=(64, 64), speed_points=10,
                  envs=tuple(ENVS)),
 }
 EPSILONS = (0.0, 0.01, 0.02, 0.05, 0.1)
 
 
-def _method(name: str, steps: int, hidden, env: str = "CartPole-v1"):
-    """(config, module, policy_of(carry)) of one method on `env` at a budget of `steps` env steps."""
+def _method(name: str, steps: int, hidden, env: str = "CartPole-v1", sac_steps: int = 15_000):
+    """(config, module, policy_of(carry)) of one method on `env` at a budget of `steps` env steps
+    (`sac_steps` for `iwocs_sac`); None where the method does not apply (SAC on discrete actions)."""
+    import envs
     from jaxrl.algos import iwocs, ppo, qarl, rarl
 
     e = ENVS[env]
+    if name == "iwocs_sac":
+        if envs.spec(env).discrete:
+            return None
+        search = dict(search_population=16, search_generations=4, search_episodes=2)
+        cfg = iwocs.Config(env=env, num_chunks=3, steps_per_problem=sac_steps // 3, robust_set=e["set"],
+                           hidden=tuple(hidden), **search, **_SAC)
+        return cfg, iwocs, lambda c: iwocs.make_policy(cfg, c)
     small = dict(env=env, num_envs=8, num_steps=128, hidden=tuple(hidden))
     small.update(e["ppo"])
     game = dict(channels=e["channels"], force_bound=e["bound"])
@@ -110,7 +123,10 @@ def robustness(scale: str, env_names=None) -> tuple[list[dict], dict]:
         env, params = make_robust(env_name)
         horizon = envs.spec(env_name).max_steps
         for name in s["methods"]:
-            cfg, mod, policy_of = _method(name, s["steps"], s["hidden"], env_name)
+            method = _method(name, s["steps"], s["hidden"], env_name, s.get("sac_steps", 15_000))
+            if method is None:
+                continue
+            cfg, mod, policy_of = method
             trainer = mod.make_train(cfg)
             t0 = time.perf_counter()
 
@@ -124,7 +140,8 @@ def robustness(scale: str, env_names=None) -> tuple[list[dict], dict]:
             worst, mean = returns.min(1), returns.mean(1)
             grids[env_name, name] = returns.mean(0)
             rows.append({"benchmark": "robust", "part": "robustness", "env": env_name, "method": name,
-                         "seeds": s["seeds"], "env_steps": s["steps"], "worst": round(float(worst.mean()), 1),
+                         "seeds": s["seeds"], "env_steps": cfg.steps_per_problem * cfg.num_chunks
+                         if name == "iwocs_sac" else s["steps"], "worst": round(float(worst.mean()), 1),
                          "worst_std": round(float(worst.std()), 1), "average": round(float(mean.mean()), 1),
                          "average_std": round(float(mean.std()), 1), "grid": f"{s['points']}x{s['points']}",
                          "seconds": round(time.perf_counter() - t0, 1)})

@@ -44,15 +44,15 @@ def test_composite_policy_follows_the_policy_with_the_lowest_value():
 
     ens = jax.tree.map(lambda *xs: jnp.stack(xs), fixed(5.0, [1.0, 0.0]), fixed(2.0, [0.0, 1.0]), fixed(-9.0, [1.0, 0.0]))
     obs = jnp.ones(4)
-    assert int(iwocs.composite_act(net, ens, 1, obs)) == 0  # only policy 0 exists
-    assert int(iwocs.composite_act(net, ens, 2, obs)) == 1  # policy 1's critic is more pessimistic
-    assert int(iwocs.composite_act(net, ens, 3, obs)) == 0  # policy 2's even more
+    assert int(iwocs.composite_act(iwocs.ppo_policy_value(net), ens, 1, obs)) == 0  # only policy 0 exists
+    assert int(iwocs.composite_act(iwocs.ppo_policy_value(net), ens, 2, obs)) == 1  # policy 1's critic is more pessimistic
+    assert int(iwocs.composite_act(iwocs.ppo_policy_value(net), ens, 3, obs)) == 0  # policy 2's even more
     # continuous actions: the chosen policy's Gaussian mean
     cnet = Player(1, False, (4,))
     p = cnet.init(jax.random.key(0), jnp.zeros((1, 3)))
     ens = jax.tree.map(lambda *xs: jnp.stack(xs), fixed(5.0, [0.5]), fixed(2.0, [-1.5]))
-    assert float(iwocs.composite_act(cnet, ens, 1, jnp.ones(3))[0]) == 0.5
-    assert float(iwocs.composite_act(cnet, ens, 2, jnp.ones(3))[0]) == -1.5
+    assert float(iwocs.composite_act(iwocs.ppo_policy_value(cnet), ens, 1, jnp.ones(3))[0]) == 0.5
+    assert float(iwocs.composite_act(iwocs.ppo_policy_value(cnet), ens, 2, jnp.ones(3))[0]) == -1.5
 
 
 def test_bad_config():
@@ -65,8 +65,8 @@ def test_bad_config():
     with pytest.raises(ValueError, match="its parameters are"):
         iwocs.Config(robust_set=(("pole", 0.1, 1.0),))
     with pytest.raises(ValueError, match="rho_high=0.05 must be >= rho_low=0.1"):
-        iwocs.Config(rho_high=0.05)
-    for name, bad in (("rho_low", 0.0), ("rho_candidates", 0), ("model_lr", -1e-3)):
+        iwocs.Config(rho_low=0.1, rho_high=0.05)
+    for name, bad in (("rho_low", -0.1), ("rho_candidates", 0), ("model_lr", -1e-3)):
         with pytest.raises(ValueError, match=name):
             iwocs.Config(**{name: bad})
 
@@ -78,7 +78,7 @@ def test_short_run_searches_the_true_worst_case_and_stays_robust():
     uset = UncertaintySet("CartPole-v1", SET)
     # each chunk's grid search ends on a point of the grid (the worst for the composite so far)
     assert np.isfinite(m["search_worst"]).all() and np.isfinite(m["stop_gap"]).all() and not m["stopped"].any()
-    assert np.isnan(m["rho"][0]) and 0.1 <= m["rho"][1] <= 1.0  # pi_0 has no rho; pi_1's was picked
+    assert np.isnan(m["rho"][0]) and 0.0 <= m["rho"][1] <= 1.0  # pi_0 has no rho; pi_1's was picked
     found = np.array([m["worst_length"][0], m["worst_masspole"][0]])
     assert np.any(np.all(np.isclose(np.asarray(uset.grid(4)), found), axis=1))
     # the composite policy is robust over the whole set (a random policy scores about 22)
@@ -139,7 +139,7 @@ def test_masked_policy_acts_with_the_model_that_predicted_the_last_transition():
     net, fmodel, ens, models = _players_and_models()
     spec = dataclasses.replace(envs.spec("CartPole-v1"), action_dim=3)
     obs = jnp.ones(4)
-    policy = iwocs.masked_policy(net, fmodel, spec, ens, models, jnp.ones(3), 3)
+    policy = iwocs.masked_policy(iwocs.ppo_policy_value(net), fmodel, spec, ens, models, jnp.ones(3), 3)
     m = policy.init(obs)
     a, m = policy.step(obs, m, jax.random.key(0))
     assert int(a) == 0  # the first step: no transition to check, pi_0 acts
@@ -148,7 +148,7 @@ def test_masked_policy_acts_with_the_model_that_predicted_the_last_transition():
     a, _ = policy.step(obs + 1.0, m, jax.random.key(0))  # s' = s + 1: model 2 predicted it
     assert int(a) == 2
     # without the masks policy 2's critic (-9) is the most pessimistic everywhere
-    assert int(iwocs.composite_act(net, ens, 3, obs)) == 2
+    assert int(iwocs.composite_act(iwocs.ppo_policy_value(net), ens, 3, obs)) == 2
 
 
 def test_pick_rho_keeps_the_candidate_with_the_best_worst_case():
@@ -172,3 +172,52 @@ def test_forward_model_update_lowers_its_l1_error_on_known_dynamics():
     first = float(jnp.abs(fmodel.apply(ts.params, obs, act) - (obs + 0.1 * act)).sum(-1).mean())
     ts, loss = jax.jit(lambda t: iwocs.model_update(fmodel, t, obs, act, obs + 0.1 * act, jax.random.key(3), settings))(ts)
     assert float(loss) < 0.2 * first, (float(loss), first)
+
+
+# ----------------------------------------------------------------------------- the SAC learner
+
+PENDULUM_SET = (("m", 0.5, 2.0), ("l", 0.5, 2.0))
+SAC_TINY = dict(env="Pendulum-v1", learner="sac", robust_set=PENDULUM_SET, num_chunks=3, steps_per_problem=64,
+                learning_starts=16, buffer_size=64, batch_size=16, hidden=(8,), search_population=4,
+                search_generations=2, search_episodes=1, rho_candidates=2)
+
+
+def test_sac_learner_bad_config():
+    with pytest.raises(ValueError, match="iwocs with learner='sac' needs continuous actions"):
+        iwocs.Config(learner="sac")  # CartPole-v1
+    with pytest.raises(ValueError, match="learner"):
+        iwocs.Config(learner="td3")
+    with pytest.raises(ValueError, match="learning_starts=64 must be in"):
+        iwocs.Config(**{**SAC_TINY, "learning_starts": 64})
+    with pytest.raises(ValueError, match="batch_size=128 must be <= buffer_size=64"):
+        iwocs.Config(**{**SAC_TINY, "batch_size": 128})
+
+
+def test_sac_learner_keeps_the_contract(tmp_path):
+    """The SAC learner's carry (buffers included) resumes exactly, and seed i does not depend on
+    the number of seeds (the registry's contract runs the PPO learner)."""
+    from jaxrl.core.run import run
+    from tests.algos.contract import assert_same_runs, quiet
+
+    cfg = iwocs.Config(**SAC_TINY)
+    t = iwocs.make_train(cfg)
+    ref = run(t, quiet(num_seeds=2, log_dir=str(tmp_path / "ref")), config=cfg)
+    run(t, quiet(num_seeds=2, log_dir=str(tmp_path / "run"), checkpoint_every=1, stop_after=2), config=cfg)
+    assert_same_runs(run(t, quiet(num_seeds=2, resume=str(tmp_path / "run")), config=cfg), ref, [0, 1], [0, 1])
+    assert_same_runs(run(t, quiet(num_seeds=1), seeds=[1]), ref, [0], [1])
+    assert np.isfinite(ref.metrics["plain_loss"]).all() and np.isfinite(ref.metrics["rho"][1:]).all()
+
+
+def test_sac_learner_learns_pendulum_over_the_set():
+    """Two static problems of 3k SAC steps (the DR one, then the worst point found): the composite's
+    average return over a 4x4 grid of mass x length is far above a random policy's (-1405 on this
+    grid; measured -855 +- 41 over 2 seeds with 10x10 evaluation)."""
+    cfg = iwocs.Config(env="Pendulum-v1", learner="sac", robust_set=PENDULUM_SET, num_chunks=2,
+                       steps_per_problem=3000, learning_starts=500, num_envs=1, hidden=(32, 32), batch_size=128,
+                       actor_lr=1e-3, critic_lr=1e-3, search_population=16, search_generations=4, search_episodes=2,
+                       eval_points=4, eval_episodes=2)
+    _, m = jax.jit(iwocs.make_train(cfg).train)(jax.random.key(0))
+    assert float(m["eval_mean"][-1]) >= -1100, m["eval_mean"]
+    assert float(m["eval_mean"][-1]) > float(m["eval_worst"][-1])
+    assert np.isnan(m["rho"][0]) and 0.0 <= float(m["rho"][1]) <= 1.0
+    assert float(m["model_l1"][-1]) < 0.1  # the forward model of problem 1 predicts s' to within 0.1 (L1)
