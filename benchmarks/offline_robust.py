@@ -13,9 +13,11 @@ curve against the same agent fine-tuned without its uncertainty and smoothness t
   the clean dataset and the eight corrupted ones train as ONE program (seeds x datasets). Scores are
   the last evaluation's normalised score, mean +- std over seeds.
 - Mixed quality (A2PR's setting): A2PR and TD3+BC on medium-replay and medium-expert.
-- Offline -> online (RO2O's setting): RO2O from the medium dataset, and the same schedule with its
-  regularisers off (beta_ood = beta_policy = eta = 0: plain SAC-N fine-tuning); the score after
-  every chunk gives the curve, and the "drop" is the lowest online score minus the last offline one.
+- Offline -> online (RO2O's setting): RO2O from the medium dataset (its online updates are plain
+  SAC-N from a fresh buffer, as the official fine-tuning script: `online_regularizers` False), and
+  the same schedule with its regularisers off offline too (beta_ood = beta_policy = eta = 0: SAC-N
+  throughout); the score after every chunk gives the curve, and the "drop" is the lowest online
+  score minus the last offline one.
   (IQL fine-tuning, the paper's other baseline, has no online phase in this suite.)
 
 Writes `offline_robust-<date>-<device>.csv`, `.md` and `.png` into --out-dir.

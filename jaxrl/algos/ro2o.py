@@ -18,9 +18,12 @@ The critic minimises sum_i E[(Q_i - y)^2] + L_smooth + L_ood with y = r + gamma 
 the policy smoothness term. One update: alpha, actor, critic, Polyak.
 
 Both phases run in one program: `offline_updates` updates on the dataset, then `online_steps` env
-steps, each followed (once the online buffer holds `learning_starts` transitions) by one update with
-the same losses on a minibatch of a fresh FIFO buffer (offline data not mixed in), lambda fixed at
-lambda_min, as the official fine-tuning script. Time limits are stored as non-terminal.
+steps, each followed (once the online buffer holds `learning_starts` transitions) by one update on a
+minibatch of a fresh FIFO buffer (offline data not mixed in), as the official fine-tuning script.
+Online, that script's current version (May 2024) trains with
+the plain SAC-N losses: it computes the three regularisers for logging only (its first version,
+Sep 2023, kept them in the losses); `online_regularizers=True` keeps them, with lambda fixed at
+lambda_min (its README's fine-tuning setting). Time limits are stored as non-terminal.
 
 Defaults: the official MuJoCo settings (N 10, 3x256 ReLU MLPs, Adam 3e-4, batch 256, gamma 0.99,
 Polyak 0.005, beta_P 1, beta_ood 0.1, eps 0.01, n 20, lambda 1 -> 0.1 by 5e-7 per update, eta 1e-4,
@@ -33,7 +36,11 @@ Differences from the official code:
   and samples both sources, and the phase picks which transition is stored and which minibatch is
   used (so both phases compile once and vmap over seeds; the env step is wasted offline);
 - actions are rescaled to [-1, 1] and observations normalised by the dataset's mean and std in
-  both phases; evaluation (deterministic: tanh of the mean) runs after every chunk.
+  both phases; evaluation (deterministic: tanh of the mean) runs after every chunk;
+- online minibatches are drawn with replacement (the script samples without);
+- with `online_regularizers=True`, lambda is lambda_min online as the README says (the script's first
+  version passed no settings to its agent, whose own defaults, lambda 2.0 decaying by 1e-6 per
+  update, applied).
 
 Run: `python -m jaxrl.algos.ro2o --dataset PATH --num-seeds 5`
 """
@@ -110,6 +117,9 @@ class Config:
     """lambda's floor, and its value online"""
     ood_lambda_decay: float = 5e-7
     """lambda's decrease per offline update"""
+    online_regularizers: bool = False
+    """keep the Q smoothness, OOD and policy smoothness terms in the online losses (False: online
+    updates are plain SAC-N, as the official fine-tuning script, which only logs the terms)"""
     hidden: tuple[int, ...] = (256, 256, 256)
     """hidden sizes of the actor and critics"""
     # --- evaluation
@@ -235,7 +245,7 @@ def make_learner(config: Config, spec: envs.EnvSpec) -> offline.Learner:
     def offsets(key, eps):
         return jax.random.uniform(key, (config.num_perturb, 1) + obs_dim, minval=-eps, maxval=eps)
 
-    def actor_loss(params, carry: Carry, b: Batch, alpha, key):
+    def actor_loss(params, carry: Carry, b: Batch, alpha, reg, key):
         k_n, k_d = jax.random.split(key)
         mean, log_std = actor_net.apply(params, b.obs)
         a, logp = tanh_gaussian(mean, log_std, jax.random.normal(k_n, mean.shape))
@@ -243,9 +253,9 @@ def make_learner(config: Config, spec: envs.EnvSpec) -> offline.Learner:
         p_mean, p_log_std = actor_net.apply(params, b.obs[None] + offsets(k_d, config.eps_p))  # [n, B, A]
         kl = gaussian_kl(mean, log_std, p_mean, p_log_std) + gaussian_kl(p_mean, p_log_std, mean, log_std)
         smooth = jnp.mean(kl.max(0))
-        return jnp.mean(alpha * logp - q) + config.beta_policy * smooth, (logp, smooth)
+        return jnp.mean(alpha * logp - q) + reg * config.beta_policy * smooth, (logp, smooth)
 
-    def critic_loss(params, carry: Carry, b: Batch, alpha, lam, key):
+    def critic_loss(params, carry: Carry, b: Batch, alpha, lam, reg, key):
         k_next, k_q, k_ood, k_a = jax.random.split(key, 4)
         mean, log_std = actor_net.apply(carry.actor.params, b.next_obs)
         a2, logp2 = tanh_gaussian(mean, log_std, jax.random.normal(k_next, mean.shape))
@@ -265,21 +275,22 @@ def make_learner(config: Config, spec: envs.EnvSpec) -> offline.Learner:
         q_o = critic_net.apply(params, s_o, a_o)  # [N, n B]
         target_o = jax.lax.stop_gradient(q_o - lam * q_o.std(0, keepdims=True))
         ood = jnp.mean((q_o - target_o) ** 2) * (n > 0)
-        loss = td + config.q_smooth * smooth + config.beta_ood * ood
+        loss = td + reg * config.q_smooth * smooth + reg * config.beta_ood * ood  # offline: as with reg absent
         return loss, (q.mean(), td, smooth, ood, q_o.std(0).mean())
 
-    def gradient_update(carry: Carry, b: Batch, lam, key):
+    def gradient_update(carry: Carry, b: Batch, lam, reg, key):
+        """One update; `reg` (0 or 1) weighs the regularisers (they are computed and logged either way)."""
         k_actor, k_critic = jax.random.split(key)
         alpha = jnp.exp(carry.alpha.params["log_alpha"])
         (a_loss, (logp, p_smooth)), g_actor = jax.value_and_grad(actor_loss, has_aux=True)(
-            carry.actor.params, carry, b, alpha, k_actor)
+            carry.actor.params, carry, b, alpha, reg, k_actor)
         g_alpha = jax.grad(lambda p: -p["log_alpha"] * jax.lax.stop_gradient(logp.mean() + target_entropy))(
             carry.alpha.params)
         alpha_state = carry.alpha.apply_gradients(grads=g_alpha)
         actor = carry.actor.apply_gradients(grads=g_actor)
         carry = carry._replace(actor=actor, alpha=alpha_state)
         (c_loss, (q_mean, td, q_smooth, ood, q_std)), g_critic = jax.value_and_grad(critic_loss, has_aux=True)(
-            carry.critic.params, carry, b, alpha, lam, k_critic)
+            carry.critic.params, carry, b, alpha, lam, reg, k_critic)
         critic = carry.critic.apply_gradients(grads=g_critic)
         carry = carry._replace(critic=critic, critic_target=optax.incremental_update(
             critic.params, carry.critic_target, config.polyak), updates=carry.updates + 1)
@@ -306,8 +317,9 @@ def make_learner(config: Config, spec: envs.EnvSpec) -> offline.Learner:
         b_off, b_on = offline.sample(data, k_off, config.batch_size), buffer_sample(buffer, k_on, config.batch_size)
         b = jax.tree.map(lambda x, y: jnp.where(online, y, x), b_off, b_on)
         lam = jnp.where(online, config.ood_lambda_min, ood_lambda(config, carry.updates))
+        reg = jnp.where(online, float(config.online_regularizers), 1.0)
         learn = jnp.logical_or(~online, buffer.size >= config.learning_starts)
-        new, m = gradient_update(carry, b, lam, k_upd)
+        new, m = gradient_update(carry, b, lam, reg, k_upd)
         learner = lambda c: (c.actor, c.critic, c.critic_target, c.alpha, c.updates)
         actor, critic, critic_target, alpha, updates = jax.tree.map(lambda n_, o: jnp.where(learn, n_, o),
                                                                     learner(new), learner(carry))
