@@ -5,6 +5,7 @@ curve against the same agent fine-tuned without its uncertainty and smoothness t
     python -m benchmarks.offline_robust --scale full      # brax hopper + halfcheetah, 5 seeds
     python -m benchmarks.offline_robust --scale reduced   # Pendulum-v1, 5 seeds, the CI tests' budgets
     python -m benchmarks.offline_robust --scale fields    # reduced, corruption of all four fields only
+    python -m benchmarks.offline_robust --scale ro2o_curve  # reduced, offline -> online only, 18 scores
     python -m benchmarks.offline_robust --scale ci        # seconds-to-minutes: checks that it works
 
 - Corruption (RIQL's Tables 1-2 setting): on each env's medium-replay dataset, `envs.datasets.corrupt`
@@ -60,6 +61,10 @@ SCALES = {
 }
 # fields: the reduced scale's corruption part for every field in both modes, in files of its own
 SCALES["fields"] = {**SCALES["reduced"], "fields": FIELDS, "parts": ("corruption",), "files": "offline_robust_fields"}
+# ro2o_curve: the reduced scale's offline -> online part only, scored every 250 steps (18 chunks) to show the
+# dip, with RO2O's regularisers also kept online (the official script's first version) as a third variant
+SCALES["ro2o_curve"] = {**SCALES["reduced"], "parts": ("offline_to_online",), "files": "offline_robust_ro2o",
+                        "ro2o": SCALES["reduced"]["ro2o"] | dict(num_chunks=18), "online_regularizers_variant": True}
 SCALES |= {
     "full": dict(envs=("brax/hopper", "brax/halfcheetah"), gen=dict(size=1_000_000), seeds=5, fields=FIELDS,
                  modes=MODES, rate=0.3, scale=1.0, attacker=dict(offline_updates=300_000),
@@ -138,6 +143,8 @@ def offline_to_online(env: str, data: dict, s: dict):
     from jaxrl.algos import ro2o
 
     variants = {"ro2o": {}, "sac-n (no smoothness/OOD)": dict(beta_ood=0.0, beta_policy=0.0, q_smooth=0.0)}
+    if s.get("online_regularizers_variant"):
+        variants["ro2o (regularisers online)"] = dict(online_regularizers=True)
     for name, kw in variants.items():
         cfg = ro2o.Config(**(s["ro2o"] | kw))
         t0 = time.perf_counter()
