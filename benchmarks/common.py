@@ -116,9 +116,11 @@ def write_csv(rows: list[dict], path) -> None:
 
 def markdown_parts(rows: list[dict], title: str, parts) -> str:
     """A markdown page of one table per `part` (the rows whose "part" is it), each with only the
-    columns its rows use."""
+    columns its rows use; under the title, the machine and the jax version that measured them."""
     cols = list(dict.fromkeys(k for r in rows for k in r))
-    lines = [f"# {title}", ""]
+    m = machine()
+    lines = [f"# {title}", "", f"machine: {m['cpu']} ({m['cores']} cores, {m['platform']}), jax {m['jax']}, "
+             f"jaxlib {m['jaxlib']}", ""]
     for part in parts:
         rs = [r for r in rows if r["part"] == part]
         keys = [k for k in cols if any(k in r for r in rs) and k not in ("benchmark", "part")]
