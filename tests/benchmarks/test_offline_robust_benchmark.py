@@ -29,7 +29,9 @@ def rows():
 
 def test_report_tables_plot_and_registration(tmp_path):
     assert suites.MODULE_SUITES["offline-robust"] == ["benchmarks.offline_robust"] and "offline-robust" in suites.SUITES
-    assert set(offline_robust.SCALES) == {"ci", "reduced", "fields", "full"}
+    assert set(offline_robust.SCALES) == {"ci", "reduced", "fields", "full", "ro2o_curve"}
+    curve = offline_robust.SCALES["ro2o_curve"]  # the reduced offline -> online part only, scored more often
+    assert curve["parts"] == ("offline_to_online",) and curve["offline"] == offline_robust.SCALES["reduced"]["offline"]
     fields = offline_robust.SCALES["fields"]  # the reduced corruption part over every field
     assert fields["fields"] == offline_robust.FIELDS and fields["parts"] == ("corruption",)
     assert fields["offline"] == offline_robust.SCALES["reduced"]["offline"]
