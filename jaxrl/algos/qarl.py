@@ -19,17 +19,33 @@ and a curriculum anneals it from a near-random adversary toward full rationality
   from k_start/rate to k_target/rate over the first `linear_fraction` (2/3) of the iterations.
 
 Each iteration samples one temperature per env, then runs RARL's alternation (`pro_iters` rounds of
-the protagonist, `adv_iters` rounds of the adversary; `jaxrl.core.ppo_players`).
+the protagonist, `adv_iters` rounds of the adversary, `num_steps` env steps per env a round).
+Learners (`learner`):
+- `ppo` (default; discrete or continuous actions): each round is one rollout of both players, then a
+  PPO update of the one in training (`jaxrl.core.ppo_players`);
+- `sac`, the paper's (continuous actions): both players are SAC (`jaxrl.core.sac_players`; actor
+  and twin soft critics). Each env step of a round stores (s, log T, a, a_bar, r, s') in one replay
+  buffer, then takes `num_envs` gradient steps of the player in training: the protagonist on
+  (s, a, r) with automatic alpha, the adversary on (s + log T, a_bar, -r) with alpha = T, the
+  temperature of each stored transition (the code sets the adversary's log alpha to log T; it never
+  learns alpha). The first `learning_starts` env steps act uniformly at random and update nothing.
 
 Differences from the paper and its code (MushroomRL SAC, DeepMind Control two-player suites):
-- both players learn by PPO; the adversary's entropy coefficient is its sampled temperature (the
-  code sets SAC's alpha to it), the protagonist's a fixed `ent_coef` (the code: SAC's auto-alpha);
+- with `learner="ppo"` both players learn by PPO; the adversary's entropy coefficient is its sampled
+  temperature (the code sets SAC's alpha to it), the protagonist's a fixed `ent_coef` (the code:
+  SAC's auto-alpha);
+- with `learner="sac"`: the code alternates whole episodes (5 of the adversary, then 5 of the
+  protagonist) and fits every 3 steps from its own buffer per player, after a 3000-step initial
+  replay; here rounds of `num_steps` steps, one shared buffer, `num_envs` gradient steps per env
+  step, and SPDL's G is the protagonist's mean discounted return over its round (bootstrapped from
+  its critics at the round's end and at truncations, as PPO's lambda-return with lambda = 1);
 - the adversary observes log(temperature) appended to the state (the code appends the temperature);
 - SPDL's 1-D problem is solved inside the JAX program by checking `spdl_candidates` values of k
   evenly spaced between k_target and the current k (the code: scipy's `minimize`), so the curriculum
   never moves back toward higher temperatures. Like the code it waits for a buffer of at least
   `spdl_min_samples` (30) pairs (T, G), here `num_envs` per iteration, solves, and empties the
-  buffer; G is the mean GAE lambda-return of the protagonist in that env, not one episode's return.
+  buffer; G is the protagonist's mean lambda-return (PPO) or discounted return (SAC) over its round
+  in that env, not one episode's return.
 - the adversary is `envs.robust.Adversarial`: on CartPole a bounded push on the cart; on brax, the
   code's planar forces on named bodies (hopper: `foot_force_x`, `foot_force_z`) enter brax's
   generalized pipeline as the equivalent generalized force, where the code sets MuJoCo's
@@ -45,13 +61,19 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import optax
 from flax.training.train_state import TrainState
 from jax.scipy.special import digamma, gammaln
 
 import envs
 import envs.robust as robust
 from jaxrl.core import config as C
-from jaxrl.core.ppo_players import Player, act, check_settings, init_player, zero_sum_phase
+from jaxrl.core.buffer import buffer_add, buffer_init, buffer_sample
+from jaxrl.core.nets import QEnsemble
+from jaxrl.core.offpolicy import RowPacker, Transition, random_actions
+from jaxrl.core.ppo_players import Player, act, check_settings, init_player, rollout, zero_sum_phase
+from jaxrl.core.returns import lambda_returns
+from jaxrl.core.sac_players import Actor, SACNets, sac_gradient_step
 from jaxrl.core.robust_eval import grid_returns
 from jaxrl.core.train import Trainer
 
@@ -117,6 +139,21 @@ class Config:
     """global gradient-norm clip"""
     hidden: tuple[int, ...] = (64, 64)
     """hidden sizes of both players' actor and critic"""
+    learner: str = "ppo"
+    """both players' learner: ppo (discrete or continuous actions) or sac (continuous; the paper's);
+    sac ignores the PPO fields (update_epochs ... max_grad_norm) and ent_coef"""
+    batch_size: int = 256
+    """sac: transitions per gradient update"""
+    buffer_size: int = 100_000
+    """sac: replay capacity (one buffer of both players' transitions)"""
+    learning_starts: int = 1_000
+    """sac: env steps (all envs) of uniform random actions for both players before any update"""
+    actor_lr: float = 3e-4
+    """sac: Adam learning rate of the actors and the protagonist's temperature"""
+    critic_lr: float = 1e-3
+    """sac: Adam learning rate of the critics"""
+    tau: float = 0.005
+    """sac: Polyak rate of the target critics"""
     robust_set: tuple[tuple[str, float, float], ...] = ()
     """uncertainty set of the evaluation, ((name, low, high), ...); empty: the env's reference set"""
     eval_points: int = 0
@@ -133,6 +170,18 @@ class Config:
                      "spdl_min_samples"):
             C.check_positive(name, getattr(self, name))
         C.check_choice("curriculum", self.curriculum, ("spdl", "linear"))
+        C.check_choice("learner", self.learner, ("ppo", "sac"))
+        if self.learner == "sac":
+            for name in ("batch_size", "buffer_size", "actor_lr", "critic_lr"):
+                C.check_positive(name, getattr(self, name))
+            C.check_range("tau", self.tau, 0.0, 1.0, lo_open=True)
+            if self.batch_size > self.buffer_size:
+                raise ValueError(f"batch_size={self.batch_size} must be <= buffer_size={self.buffer_size}")
+            if C.concrete(self.learning_starts) and not 0 <= self.learning_starts < self.total_timesteps:
+                raise ValueError(f"learning_starts={self.learning_starts} must be in [0, total_timesteps="
+                                 f"{self.total_timesteps}), or SAC never learns")
+            envs.spec(self.env).require("qarl with learner='sac'", discrete=False, obs_ndim=(1,),
+                                        hint="Use learner='ppo' for discrete actions")
         if self.k_target > self.k_start:
             raise ValueError(f"k_target must be <= k_start (the adversary grows more rational), got "
                              f"k_target={self.k_target} > k_start={self.k_start}")
@@ -222,9 +271,36 @@ def sample_temperatures(config: Config, key, k, iteration):
 
 # ----------------------------------------------------------------------------------------- training
 
+class SACPlayer(NamedTuple):
+    """One SAC player: actor, twin soft critics with their target, temperature."""
+
+    actor: TrainState
+    critic: TrainState
+    critic_target: Any
+    alpha: TrainState
+
+
+def sac_nets(config: Config, action_dim: int, low, high) -> SACNets:
+    """A player's SAC networks over the action box [low, high] (ReLU MLPs of `hidden`, log std in
+    [-20, 2] as the code, target entropy -|A|)."""
+    actor = Actor(action_dim, tuple(config.hidden), "relu", -20.0, 2.0)
+    low, high = jnp.broadcast_to(low, (action_dim,)), jnp.broadcast_to(high, (action_dim,))
+    return SACNets(actor, QEnsemble(tuple(config.hidden), 2), (high - low) / 2.0, (high + low) / 2.0,
+                   -float(action_dim))
+
+
+def init_sac(key, config: Config, nets: SACNets, obs_dim: int) -> SACPlayer:
+    k_actor, k_critic = jax.random.split(key)
+    o, a = jnp.zeros((1, obs_dim)), jnp.zeros((1, nets.scale.shape[0]))
+    ap, cp = nets.actor.init(k_actor, o), nets.critic.init(k_critic, o, a)
+    state = lambda p, lr: TrainState.create(apply_fn=None, params=p, tx=optax.adam(lr))
+    return SACPlayer(state(ap, config.actor_lr), state(cp, config.critic_lr), cp,
+                     state({"log_alpha": jnp.float32(0.0)}, config.actor_lr))
+
+
 class Carry(NamedTuple):
-    pro: TrainState
-    adv: TrainState
+    pro: Any  # a PPO TrainState or a SACPlayer
+    adv: Any
     env_state: Any
     obs: jax.Array
     k: jax.Array  # Gamma concentration of the temperature (spdl)
@@ -233,6 +309,7 @@ class Carry(NamedTuple):
     iteration: jax.Array
     key: jax.Array
     env_steps: jax.Array
+    replay: Any = None  # sac: the replay buffer (rows of (s + log T, (a, a_bar), r, discount, s' + log T))
 
 
 def make_train(config: Config) -> Trainer:
@@ -245,17 +322,89 @@ def make_train(config: Config) -> Trainer:
     adv_net = Player(spec.adversary.action_dim, False, tuple(config.hidden))
     eval_env, _ = robust.make_robust(config.env)
     uset = uncertainty_set(config)
+    sac = config.learner == "sac"
+    n, a_dim, adv_dim = config.num_envs, spec.action_dim, spec.adversary.action_dim
+    if sac:
+        pro_sac = sac_nets(config, a_dim, spec.low(), spec.high())
+        adv_sac = sac_nets(config, adv_dim, -config.force_bound, config.force_bound)
+        rows = RowPacker(Transition(jnp.zeros(obs_dim + 1), jnp.zeros(a_dim + adv_dim), 0.0, 0.0,
+                                    jnp.zeros(obs_dim + 1)))
 
     def init(key) -> Carry:
         k_pro, k_adv, k_env, key = jax.random.split(key, 4)
-        pro = init_player(k_pro, pro_net, obs_dim, config.lr, config.max_grad_norm)
-        adv = init_player(k_adv, adv_net, obs_dim + 1, config.lr, config.max_grad_norm)
+        if sac:
+            pro, adv = init_sac(k_pro, config, pro_sac, obs_dim), init_sac(k_adv, config, adv_sac, obs_dim + 1)
+        else:
+            pro = init_player(k_pro, pro_net, obs_dim, config.lr, config.max_grad_norm)
+            adv = init_player(k_adv, adv_net, obs_dim + 1, config.lr, config.max_grad_norm)
         obs, env_state = venv.reset(jax.random.split(k_env, config.num_envs), env_params)
         buffer = jnp.zeros((spdl_rows(config), 2, config.num_envs), jnp.float32)
+        replay = buffer_init(rows.row, config.buffer_size) if sac else None
         return Carry(pro, adv, env_state, obs, jnp.float32(config.k_start), buffer, jnp.int32(0), jnp.int32(0), key,
-                     jnp.int32(0))
+                     jnp.int32(0), replay)
 
-    def rounds(carry: Carry, learner: str, n: int, temps):
+    def sac_step(c: Carry, key, learner: str, temps):
+        """One env step of both players into the replay buffer (uniform random actions in the first
+        `learning_starts` steps), then `num_envs` SAC gradient steps of `learner` (none in the warm-up)."""
+        k_roll, k_upd = jax.random.split(key)
+        warm = c.env_steps < config.learning_starts
+        log_t = jnp.log(temps)[:, None]
+
+        def act_fn(o, k):
+            k_p, k_a, k_rp, k_ra = jax.random.split(k, 4)
+            ao = jnp.concatenate([o, log_t], -1)
+            a_p = jnp.where(warm, random_actions(k_rp, spec, n), pro_sac.sample(c.pro.actor.params, o, k_p)[0])
+            a_a = jnp.where(warm, jax.random.uniform(k_ra, (n, adv_dim), minval=-config.force_bound,
+                                                     maxval=config.force_bound),
+                            adv_sac.sample(c.adv.actor.params, ao, k_a)[0])
+            return (a_p, a_a), dict(obs=ao, action=jnp.concatenate([a_p, a_a], -1))
+
+        env_state, obs, traj = rollout(venv, env_params, c.env_state, c.obs, k_roll, act_fn, 1, n)
+        traj = jax.tree.map(lambda x: x[0], traj)
+        t = Transition(traj.record["obs"], traj.record["action"], traj.reward * config.reward_scale,
+                       config.gamma * (1.0 - traj.terminated.astype(jnp.float32)),
+                       jnp.concatenate([traj.final_obs, log_t], -1))
+        replay = buffer_add(c.replay, rows.pack(t))
+
+        def gradient_step(player, k):
+            k_batch, k_sac = jax.random.split(k)
+            b = rows.unpack(buffer_sample(replay, k_batch, config.batch_size))
+            if learner == "pro":
+                b = Transition(b.obs[:, :-1], b.action[:, :a_dim], b.reward, b.discount, b.next_obs[:, :-1])
+                return sac_gradient_step(pro_sac, player, b, k_sac, config.tau)
+            b = Transition(b.obs, b.action[:, a_dim:], -b.reward, b.discount, b.next_obs)
+            return sac_gradient_step(adv_sac, player, b, k_sac, config.tau, alpha=jnp.exp(b.obs[:, -1]))
+
+        player = c.pro if learner == "pro" else c.adv
+        new, aux = jax.lax.scan(gradient_step, player, jax.random.split(k_upd, n))
+        player = jax.tree.map(lambda new_, old: jnp.where(warm, old, new_), new, player)
+        names = ("critic_loss", "actor_loss", "q", "entropy", "alpha")
+        aux = {name: jnp.where(warm, jnp.nan, jnp.mean(v)) for name, v in zip(names, aux)}
+        c = c._replace(env_state=env_state, obs=obs, replay=replay, env_steps=c.env_steps + n,
+                       **{learner: player})
+        return c, (aux, t, traj.terminated, traj.done, traj.episode_return)
+
+    def sac_rounds(carry: Carry, learner: str, count: int, temps):
+        """`count * num_steps` SAC env steps training `learner`; returns (carry, metrics, G) with G
+        the protagonist's mean discounted return over its round per env (zeros for the adversary)."""
+        key, k = jax.random.split(carry.key)
+        carry, (aux, t, term, done, ret) = jax.lax.scan(lambda c, k_: sac_step(c, k_, learner, temps),
+                                                        carry._replace(key=key),
+                                                        jax.random.split(k, count * config.num_steps))
+        metrics = {f"{learner}_{name}": jnp.nanmean(v) for name, v in aux.items()}
+        episodes = done.sum()
+        metrics[f"{learner}_return"] = jnp.where(episodes > 0, (ret * done).sum() / jnp.maximum(episodes, 1),
+                                                 jnp.nan)
+        metrics[f"{learner}_episodes"] = episodes
+        perf = jnp.zeros(n)
+        if learner == "pro":
+            next_obs = t.next_obs[..., :-1]
+            next_v = pro_sac.critic.apply(carry.pro.critic.params, next_obs,
+                                          pro_sac.mode(carry.pro.actor.params, next_obs)).min(0)
+            perf = lambda_returns(t.reward, next_v, term, done, config.gamma, 1.0).mean(0)
+        return carry, metrics, perf
+
+    def ppo_rounds(carry: Carry, learner: str, count: int, temps):
         def one(c: Carry, k):
             ph = zero_sum_phase(learner, pro_net, adv_net, c.pro, c.adv, venv, env_params, c.env_state, c.obs, k,
                                 config, pro_ent=config.ent_coef, adv_ent=temps, adv_features=jnp.log(temps)[:, None])
@@ -265,8 +414,10 @@ def make_train(config: Config) -> Trainer:
                 (ph.metrics, perf)
 
         key, k = jax.random.split(carry.key)
-        carry, (m, perf) = jax.lax.scan(one, carry._replace(key=key), jax.random.split(k, n))
+        carry, (m, perf) = jax.lax.scan(one, carry._replace(key=key), jax.random.split(k, count))
         return carry, m, perf[-1]
+
+    rounds = sac_rounds if sac else ppo_rounds
 
     def iteration(carry: Carry, _):
         key, k_temp = jax.random.split(carry.key)
@@ -296,9 +447,12 @@ def make_train(config: Config) -> Trainer:
     return Trainer(init, update, config.num_chunks)
 
 
-def make_policy(config: Config, pro: TrainState):
+def make_policy(config: Config, pro):
     """`act(obs, key) -> action`: the deterministic protagonist, for one observation."""
     spec = envs.spec(config.env)
+    if config.learner == "sac":
+        nets = sac_nets(config, spec.action_dim, spec.low(), spec.high())
+        return lambda obs, key: nets.mode(pro.actor.params, obs[None])[0]
     net = Player(spec.action_dim, spec.discrete, tuple(config.hidden))
 
     def policy(obs, key):

@@ -81,11 +81,15 @@ class SACNets(NamedTuple):
         return self.offset + self.scale * jnp.tanh(self.actor.apply(actor_params, obs)[0])
 
 
-def sac_gradient_step(nets: SACNets, learner, batch: Transition, key, tau: float, autotune: bool = True):
+def sac_gradient_step(nets: SACNets, learner, batch: Transition, key, tau: float, autotune: bool = True,
+                      alpha=None):
     """One critic, actor and temperature step on one minibatch, then the Polyak update of the
-    target critics. Returns (learner, (critic loss, actor loss, mean Q, entropy, alpha))."""
+    target critics. Returns (learner, (critic loss, actor loss, mean Q, entropy, alpha)).
+    `alpha` ([batch], optional) sets each transition's temperature instead of the learned one
+    (QARL's adversary, whose temperature is part of its observation); it is not tuned then."""
     k_critic, k_actor = jax.random.split(key)
-    alpha = jnp.exp(learner.alpha.params["log_alpha"])
+    autotune = autotune and alpha is None
+    alpha = jnp.exp(learner.alpha.params["log_alpha"]) if alpha is None else alpha
 
     def critic_loss(critic_params):
         next_action, next_log_prob = nets.sample(learner.actor.params, batch.next_obs, k_critic)

@@ -61,9 +61,8 @@ def test_soft_target_by_hand():
     np.testing.assert_allclose(y, [1.891, 1.0, -0.82], rtol=1e-6)
 
 
-def test_gradient_step_lowers_the_critic_loss_and_polyak_averages_the_targets():
-    """Tiny nets, one minibatch: after one step the critics' squared error to the soft target (same
-    batch, same key) is lower, and the target critics are tau new + (1 - tau) old, leaf by leaf."""
+def _tiny_step():
+    """(learner, step(learner, **kw)): tiny SAC nets on one fixed minibatch of 16."""
     from typing import NamedTuple
 
     import optax
@@ -87,9 +86,32 @@ def test_gradient_step_lowers_the_critic_loss_and_polyak_averages_the_targets():
     learner = Learner(TrainState.create(apply_fn=None, params=ap, tx=optax.adam(1e-2)),
                       TrainState.create(apply_fn=None, params=cp, tx=optax.adam(1e-2)), cp,
                       TrainState.create(apply_fn=None, params={"log_alpha": jnp.float32(0.0)}, tx=optax.adam(1e-2)))
-    step = jax.jit(lambda l: sac_gradient_step(nets, l, batch, k[5], 0.1))
+    return learner, lambda l, **kw: sac_gradient_step(nets, l, batch, k[5], 0.1, **kw)
+
+
+def test_gradient_step_lowers_the_critic_loss_and_polyak_averages_the_targets():
+    """Tiny nets, one minibatch: after one step the critics' squared error to the soft target (same
+    batch, same key) is lower, and the target critics are tau new + (1 - tau) old, leaf by leaf."""
+    learner, step = _tiny_step()
+    step = jax.jit(step)
+    cp = learner.critic.params
     new, (c_loss, *_) = step(learner)
     _, (c_after, *_) = step(new._replace(critic_target=learner.critic_target, actor=learner.actor, alpha=learner.alpha))
     assert float(c_after) < float(c_loss)
     for t, c, old in zip(jax.tree.leaves(new.critic_target), jax.tree.leaves(new.critic.params), jax.tree.leaves(cp)):
         np.testing.assert_allclose(t, 0.1 * c + 0.9 * old, rtol=1e-5, atol=1e-7)
+
+
+def test_given_alpha_replaces_the_learned_one_per_transition():
+    """QARL's adversary: alpha given per transition. A constant array c gives exactly the step of a
+    learner whose alpha is c without tuning, and the learner's own alpha is left as it was."""
+    learner, step = _tiny_step()
+    c = 0.3
+    given, aux_given = jax.jit(lambda l: step(l, alpha=jnp.full(16, c)))(learner)
+    as_learned = learner._replace(alpha=learner.alpha.replace(params={"log_alpha": jnp.float32(math.log(c))}))
+    fixed, aux_fixed = jax.jit(lambda l: step(l, autotune=False))(as_learned)
+    for a, b in zip(jax.tree.leaves((given.actor.params, given.critic.params)),
+                    jax.tree.leaves((fixed.actor.params, fixed.critic.params))):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(aux_given[0], aux_fixed[0], rtol=1e-5)  # critic loss
+    assert float(given.alpha.params["log_alpha"]) == 0.0 and int(given.alpha.step) == 0  # not tuned
