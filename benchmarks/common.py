@@ -123,6 +123,8 @@ def markdown_parts(rows: list[dict], title: str, parts) -> str:
              f"jaxlib {m['jaxlib']}", ""]
     for part in parts:
         rs = [r for r in rows if r["part"] == part]
+        if not rs:  # a partial run (e.g. some methods only) leaves a part out
+            continue
         keys = [k for k in cols if any(k in r for r in rs) and k not in ("benchmark", "part")]
         lines += [f"## {part}", "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
         lines += ["| " + " | ".join(str(r.get(k, "")) for k in keys) + " |" for r in rs] + [""]
