@@ -181,16 +181,7 @@ class Config:
         C.check_choice("search", self.search, ("cma", "grid"))
         C.check_choice("learner", self.learner, ("ppo", "sac"))
         if self.learner == "sac":
-            for name in ("batch_size", "buffer_size", "actor_lr", "critic_lr"):
-                C.check_positive(name, getattr(self, name))
-            C.check_range("tau", self.tau, 0.0, 1.0, lo_open=True)
-            if self.batch_size > self.buffer_size:
-                raise ValueError(f"batch_size={self.batch_size} must be <= buffer_size={self.buffer_size}")
-            if C.concrete(self.learning_starts) and not 0 <= self.learning_starts < self.steps_per_problem:
-                raise ValueError(f"learning_starts={self.learning_starts} must be in [0, steps_per_problem="
-                                 f"{self.steps_per_problem}), or SAC never learns")
-            envs.spec(self.env).require("iwocs with learner='sac'", discrete=False, obs_ndim=(1,),
-                                        hint="Use learner='ppo' for discrete actions")
+            C.check_sac_learner(self, "iwocs", "steps_per_problem")
         if self.search_points < 2:
             raise ValueError(f"search_points must be >= 2, got {self.search_points}")
         C.check_positive("ent_coef", self.ent_coef, allow_zero=True)

@@ -55,6 +55,25 @@ def check_choice(name: str, value, choices: Iterable) -> None:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
 
 
+def check_sac_learner(config, algo: str, steps_name: str) -> None:
+    """The SAC fields of an algorithm whose players may be SAC (`learner="sac"`: QARL, IWOCS):
+    positive sizes and rates, tau in (0, 1], a batch no larger than the buffer, a warm-up shorter
+    than the `steps_name` budget, and an env with continuous actions and flat observations."""
+    import envs
+
+    for name in ("batch_size", "buffer_size", "actor_lr", "critic_lr"):
+        check_positive(name, getattr(config, name))
+    check_range("tau", config.tau, 0.0, 1.0, lo_open=True)
+    if config.batch_size > config.buffer_size:
+        raise ValueError(f"batch_size={config.batch_size} must be <= buffer_size={config.buffer_size}")
+    steps = getattr(config, steps_name)
+    if concrete(config.learning_starts) and not 0 <= config.learning_starts < steps:
+        raise ValueError(f"learning_starts={config.learning_starts} must be in [0, {steps_name}={steps}), "
+                         "or SAC never learns")
+    envs.spec(config.env).require(f"{algo} with learner='sac'", discrete=False, obs_ndim=(1,),
+                                  hint="Use learner='ppo' for discrete actions")
+
+
 def check_divides(name: str, divisor: int, what: str, total: int) -> None:
     """Raise ValueError unless `divisor` divides `total` (named `what`)."""
     if total % divisor:
