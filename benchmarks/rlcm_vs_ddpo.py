@@ -166,7 +166,8 @@ def measure(scale: str, out_dir: Path = RESULTS, reward: str = "aesthetic", seed
                                                **{k: v for k, v in s.items() if k != "methods"},
                                                "methods": [label(a, h) for a, h in s["methods"]]},
               "rows": rows, "files": {"png": str(png), "csv": str(csv_path)}}
-    js.write_text(json.dumps(report, indent=1) + "\n")
+    on_disk = {**report, "files": {k: Path(v).name for k, v in report["files"].items()}}  # beside the json
+    js.write_text(json.dumps(on_disk, indent=1) + "\n")
     return report
 
 

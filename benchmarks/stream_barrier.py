@@ -181,7 +181,8 @@ def measure(scale: str, out_dir: Path, seeds: int | None = None, total_timesteps
         "rows": rows,
         "files": {"png": str(png), "csv": str(csv_path)},
     }
-    js.write_text(json.dumps(report, indent=1) + "\n")
+    on_disk = {**report, "files": {k: Path(v).name for k, v in report["files"].items()}}  # beside the json
+    js.write_text(json.dumps(on_disk, indent=1) + "\n")
     return report
 
 
