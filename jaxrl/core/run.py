@@ -60,7 +60,7 @@ class RunOptions:
     stop_after: int | None = None
     """stop after this chunk count, as if interrupted (for tests and time-limited jobs)"""
     fast_compile: bool = False
-    """compile with XLA's cheap settings (no LLVM optimisation): about half the compile time, slower code; for short test and debug runs"""
+    """compile with XLA's cheap settings (no LLVM optimisation): about half the compile time, slower code; for short test and debug runs. On the CPU such code has turned QARL-SAC's updates NaN where the default settings stay finite (jaxlib 0.9.2 and 0.10.2); the NaN guard stops such a run and says so"""
     tensorboard: bool = False
     """also write TensorBoard scalars to <log_dir>/tensorboard"""
     wandb: bool = False
@@ -244,6 +244,11 @@ def execute(prog: Program, opts: RunOptions) -> tuple[list, dict, Any, str | Non
     except KeyboardInterrupt:  # RunInterrupted included
         status = "interrupted"
         raise
+    except FloatingPointError as e:
+        if opts.fast_compile:  # XLA's unoptimised CPU code has turned runs NaN that compile finite by default
+            e = FloatingPointError(f"{e} (compiled with fast_compile: rerun without it before suspecting the algorithm)")
+        status = f"failed: FloatingPointError: {e}"
+        raise e from None
     except BaseException as e:
         status = f"failed: {type(e).__name__}: {e}"
         raise

@@ -291,6 +291,9 @@ def test_nan_loss_raises_naming_metric_chunk_and_seeds(tmp_path):
     rows = (tmp_path / "metrics.csv").read_text().strip().splitlines()
     assert len(rows) == 1 + 2 * 4  # the failing chunk is in the CSV, for diagnosis
     assert not (tmp_path / "final.json").exists()
+    # with XLA's cheap settings the message says so: such code has turned finite programs NaN
+    with pytest.raises(FloatingPointError, match=re.escape(msg) + r" \(compiled with fast_compile: rerun without it"):
+        run(make(Toy()), quiet(num_seeds=4, fast_compile=True))
 
 
 # ------------------------------------------------------------------------------------ multi-host
