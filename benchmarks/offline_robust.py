@@ -138,17 +138,23 @@ def mixed(env: str, data: dict, s: dict):
 
 
 def offline_to_online(env: str, data: dict, s: dict):
-    """RO2O and its regularisers off, from the medium dataset: one row per chunk (yields each
+    """RO2O, RO2O with its regularisers off (SAC-N) and IQL fine-tuning (the issue's baseline; the
+    official fine-tuning settings: minibatches from the dataset and the online transitions together,
+    no actor lr decay) from the medium dataset, at RO2O's budget: one row per chunk (yields each
     variant's rows)."""
-    from jaxrl.algos import ro2o
+    from jaxrl.algos import iql, ro2o
 
+    r = s["ro2o"]
     variants = {"ro2o": {}, "sac-n (no smoothness/OOD)": dict(beta_ood=0.0, beta_policy=0.0, q_smooth=0.0)}
     if s.get("online_regularizers_variant"):
         variants["ro2o (regularisers online)"] = dict(online_regularizers=True)
-    for name, kw in variants.items():
-        cfg = ro2o.Config(**(s["ro2o"] | kw))
+    variants = {name: (ro2o, ro2o.Config(**(r | kw))) for name, kw in variants.items()}
+    same = {k: r[k] for k in ("hidden", "batch_size", "eval_episodes") if k in r}
+    variants["iql fine-tuning"] = (iql, iql.Config(total_updates=r["offline_updates"], online_steps=r["online_steps"],
+                                                   num_chunks=r["num_chunks"], actor_lr_decay=False, **same))
+    for name, (mod, cfg) in variants.items():
         t0 = time.perf_counter()
-        _, m = ro2o.train_sweep(cfg, [data["medium"]], s["seeds"])
+        _, m = mod.train_sweep(cfg, [data["medium"]], s["seeds"])
         score, steps = np.asarray(m["normalized_score"])[0], np.asarray(m["online_steps"])[0, 0]  # waits for it
         secs = time.perf_counter() - t0
         yield [{"benchmark": "offline_to_online", "env": env, "algo": name, "chunk": c,

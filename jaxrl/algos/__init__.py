@@ -17,7 +17,8 @@ REGISTRY: dict[str, dict] = {
     "td3": dict(total_timesteps=800, learning_starts=200, buffer_size=1000, batch_size=32, hidden=(16, 16),
                 eval_episodes=1, num_chunks=4),
     "td3_bc": dict(dataset="tiny", total_updates=64, batch_size=32, hidden=(16, 16), eval_episodes=1, num_chunks=4),
-    "iql": dict(dataset="tiny", total_updates=64, batch_size=32, hidden=(16, 16), eval_episodes=1, num_chunks=4),
+    "iql": dict(dataset="tiny", total_updates=64, online_steps=64, batch_size=32, hidden=(16, 16), eval_episodes=1,
+                num_chunks=4),  # with online fine-tuning: its carry holds the env and the online buffer
     "cql": dict(dataset="tiny", total_updates=64, batch_size=32, hidden=(16, 16), eval_episodes=1, num_chunks=4),
     "riql": dict(dataset="tiny", total_updates=64, batch_size=32, hidden=(16, 16), num_critics=3, eval_episodes=1,
                  num_chunks=4),

@@ -25,6 +25,18 @@ Differences from the official code:
 - evaluation runs inside the program after every chunk, in the dataset's env (a brax stand-in for a
   D4RL MuJoCo file: approximate scores), and reports D4RL's normalised score.
 
+Online fine-tuning (`online_steps > 0`; the official `train_finetune.py`, section 5.3 of the
+paper): after the offline updates, each iteration takes one env step with an action sampled from
+the Gaussian policy (clipped to [-1, 1]) and stores it, then takes one update on a minibatch drawn
+uniformly from the dataset and the online transitions together (the official replay buffer starts
+as the dataset and grows by every env step; here the two stay apart and each row of the minibatch
+comes from the online part with probability n_online / (n_dataset + n_online), which is the same
+draw). Online rewards get the dataset's reward scale; time limits are stored as non-terminal. Both
+phases are one scan of identical iterations, as in `jaxrl.algos.ro2o` (the env step is wasted
+offline); with `online_steps=0` the program has no env step. The fine-tuning configs of the
+official code are AntMaze's (tau 0.9, beta 10, no actor lr decay); `actor_lr_decay` spans both
+phases here.
+
 Run: `python -m jaxrl.algos.iql --dataset PATH --num-seeds 5`
 (`python -m jaxrl.datasets.generate --env brax/hopper` makes datasets and prints their paths.)
 """
@@ -42,8 +54,9 @@ from flax.training.train_state import TrainState
 import envs
 from jaxrl.core import config as C
 from jaxrl.core import offline
+from jaxrl.core.buffer import Buffer, buffer_add_if, buffer_init, buffer_sample
 from jaxrl.core.nets import MLP
-from jaxrl.core.offline import OfflineData
+from jaxrl.core.offline import Batch, OfflineData
 from jaxrl.core.train import Trainer
 
 REWARD_NORMS = ("none", "returns")
@@ -66,7 +79,10 @@ class Config:
     """"returns": scale rewards by 1000 / (max - min episode return) (official, locomotion); "none" """
     # --- training
     total_updates: int = 1_000_000
-    """gradient updates per seed (rounded up to whole chunks)"""
+    """offline gradient updates per seed (rounded up to whole chunks when online_steps is 0)"""
+    online_steps: int = 0
+    """env steps of online fine-tuning after the offline updates, one update each on the dataset and
+    the online transitions together (0: offline only)"""
     batch_size: int = 256
     """transitions per update"""
     actor_lr: float = 3e-4
@@ -100,18 +116,21 @@ class Config:
                      "temperature", "max_weight"):
             C.check_positive(name, getattr(self, name))
         C.check_positive("eval_episodes", self.eval_episodes, allow_zero=True)
+        C.check_positive("online_steps", self.online_steps, allow_zero=True)
         C.check_range("gamma", self.gamma, 0.0, 1.0)
         C.check_range("polyak", self.polyak, 0.0, 1.0, lo_open=True)
         C.check_range("expectile", self.expectile, 0.0, 1.0, lo_open=True, hi_open=True)
         C.check_choice("reward_norm", self.reward_norm, REWARD_NORMS)
         if not self.hidden or any(not isinstance(h, int) or h <= 0 for h in self.hidden):
             raise ValueError(f"hidden must be non-empty positive ints, got {self.hidden!r}")
-        if self.num_chunks > self.total_updates:
-            raise ValueError(f"num_chunks={self.num_chunks} must be <= total_updates={self.total_updates}")
+        if self.num_chunks > self.total_updates + self.online_steps:
+            online = f" + online_steps={self.online_steps}" if self.online_steps else ""
+            raise ValueError(f"num_chunks={self.num_chunks} must be <= total_updates={self.total_updates}{online}")
 
     @property
     def updates_per_chunk(self) -> int:
-        return offline.updates_per_chunk(self.total_updates, self.num_chunks)
+        """Iterations per chunk: offline updates, then online env steps with an update each."""
+        return offline.updates_per_chunk(self.total_updates + self.online_steps, self.num_chunks)
 
 
 # ----------------------------------------------------------------------------- pure pieces
@@ -126,6 +145,18 @@ def expectile_loss(diff, expectile: float):
 def advantage_weights(adv, temperature: float, max_weight: float = 100.0):
     """min(exp(beta * A), max_weight), without gradient (AWR's weights)."""
     return jax.lax.stop_gradient(jnp.minimum(jnp.exp(temperature * adv), max_weight))
+
+
+def sample_with_online(data: OfflineData, buf: Buffer, key, batch_size: int) -> Batch:
+    """A minibatch drawn uniformly with replacement from the dataset and the online buffer together:
+    each row is the online buffer's with probability size / (n_dataset + size), else the dataset's
+    (the dataset's rows are those of offline.sample(data, key), so with an empty buffer this is it)."""
+    k_online, k_pick = jax.random.split(jax.random.fold_in(key, 1))
+    from_data, from_online = offline.sample(data, key, batch_size), buffer_sample(buf, k_online, batch_size)
+    n = data.rewards.shape[0]
+    online = jax.random.uniform(k_pick, (batch_size,)) * (n + buf.size) >= n
+    pick = lambda o, d: jnp.where(online.reshape((-1,) + (1,) * (d.ndim - 1)), o, d)
+    return jax.tree.map(pick, from_online, from_data)
 
 
 def gaussian_log_prob(mean, log_std, action):
@@ -176,6 +207,14 @@ class GaussianActor(nn.Module):
 # ----------------------------------------------------------------------------- training
 
 
+class Online(NamedTuple):
+    """The fine-tuning phase's state (online_steps > 0)."""
+
+    buffer: Buffer  # online transitions (normalised obs, [-1, 1] actions, scaled rewards), never evicted
+    env_state: Any
+    obs: jax.Array  # the env's current raw observation [1, *obs]
+
+
 class Carry(NamedTuple):
     actor: TrainState
     critic: TrainState
@@ -183,6 +222,7 @@ class Carry(NamedTuple):
     value: TrainState
     key: jax.Array
     updates: jax.Array
+    online: Any = None  # Online when online_steps > 0
 
 
 def make_learner(config: Config, spec: envs.EnvSpec) -> offline.Learner:
@@ -192,20 +232,28 @@ def make_learner(config: Config, spec: envs.EnvSpec) -> offline.Learner:
     steps = config.updates_per_chunk * config.num_chunks
     actor_lr = optax.cosine_decay_schedule(config.actor_lr, steps) if config.actor_lr_decay else config.actor_lr
     evaluate = offline.make_evaluate(spec, config.eval_episodes)
+    if config.online_steps:
+        env, env_params = envs.make(spec.name)
+        venv = envs.VecEnv(env)
 
     def init(key, data: OfflineData) -> Carry:
         k_actor, k_critic, k_value, key = jax.random.split(key, 4)
         obs, action = data.observations[:1], data.actions[:1]
         critic_params = critic_net.init(k_critic, obs, action)
+        online = None
+        if config.online_steps:
+            key, k_env = jax.random.split(key)
+            env_obs, env_state = venv.reset(k_env[None], env_params)
+            example = Batch(obs[0], action[0], jnp.float32(0.0), obs[0], jnp.float32(0.0))
+            online = Online(buffer_init(example, steps - config.total_updates), env_state, env_obs)
         return Carry(
             TrainState.create(apply_fn=actor_net.apply, params=actor_net.init(k_actor, obs), tx=optax.adam(actor_lr)),
             TrainState.create(apply_fn=critic_net.apply, params=critic_params, tx=optax.adam(config.critic_lr)),
             critic_params,
             TrainState.create(apply_fn=value_net.apply, params=value_net.init(k_value, obs), tx=optax.adam(config.value_lr)),
-            key, jnp.int32(0))
+            key, jnp.int32(0), online)
 
-    def update_step(carry: Carry, key, data: OfflineData):
-        b = offline.sample(data, key, config.batch_size)
+    def update_step(carry: Carry, b: Batch):
         q_target = critic_net.apply(carry.critic_target, b.obs, b.action).min(0)
 
         def value_loss(params):
@@ -240,13 +288,41 @@ def make_learner(config: Config, spec: envs.EnvSpec) -> offline.Learner:
         return carry, {"value_loss": v_loss, "actor_loss": a_loss, "critic_loss": q_loss, "q_mean": q_mean,
                        "v_mean": v_mean, "weight_mean": weights.mean()}
 
+    def env_step(carry: Carry, key, data: OfflineData, write):
+        """One step of the policy's sampled action, stored in the online buffer if `write`."""
+        k_act, k_env = jax.random.split(key)
+        on = carry.online
+        norm_obs = (on.obs - data.obs_mean) / data.obs_std
+        mean, log_std = actor_net.apply(carry.actor.params, norm_obs)
+        action = jnp.clip(mean + jnp.exp(log_std) * jax.random.normal(k_act, mean.shape), -1.0, 1.0)
+        next_obs, env_state, reward, term, _, info = venv.step(k_env[None], on.env_state,
+                                                              offline.env_action(spec, action), env_params)
+        final = (info["final_observation"] - data.obs_mean) / data.obs_std
+        t = Batch(norm_obs[0], action[0], reward[0] * data.reward_scale, final[0], term[0].astype(jnp.float32))
+        keep = lambda new, old: jnp.where(write, new, old)
+        online = Online(buffer_add_if(on.buffer, t, write), jax.tree.map(keep, env_state, on.env_state),
+                        keep(next_obs, on.obs))
+        ret = jnp.where(write & info["episode_done"][0], info["episode_return"][0], jnp.nan)
+        return carry._replace(online=online), ret
+
+    def iteration(carry: Carry, key, data: OfflineData):
+        if not config.online_steps:
+            return update_step(carry, offline.sample(data, key, config.batch_size))
+        carry, ret = env_step(carry, jax.random.fold_in(key, 2), data, carry.updates >= config.total_updates)
+        carry, m = update_step(carry, sample_with_online(data, carry.online.buffer, key, config.batch_size))
+        return carry, m | {"online_return": ret}
+
     def update(carry: Carry, data: OfflineData):
         key, k_steps, k_eval = jax.random.split(carry.key, 3)
-        carry, m = jax.lax.scan(lambda c, k: update_step(c, k, data), carry._replace(key=key),
+        carry, m = jax.lax.scan(lambda c, k: iteration(c, k, data), carry._replace(key=key),
                                 jax.random.split(k_steps, config.updates_per_chunk))
         policy = lambda obs: actor_net.apply(carry.actor.params, obs)[0]
+        online = {}
+        if config.online_steps:
+            online = {"online_steps": jnp.maximum(carry.updates - config.total_updates, 0),
+                      "online_return": jnp.nanmean(m.pop("online_return"))}
         metrics = {k: v.mean() for k, v in m.items()} | evaluate(policy, k_eval, data)
-        return carry, metrics | {"updates": carry.updates}
+        return carry, metrics | {"updates": carry.updates} | online
 
     return offline.Learner(init, update)
 

@@ -58,7 +58,7 @@ from flax.training.train_state import TrainState
 import envs
 from jaxrl.core import config as C
 from jaxrl.core import offline
-from jaxrl.core.buffer import Buffer, buffer_init, buffer_sample
+from jaxrl.core.buffer import Buffer, buffer_add_if, buffer_init, buffer_sample
 from jaxrl.core.nets import MLP, QEnsemble
 from jaxrl.core.offline import Batch, OfflineData
 from jaxrl.core.train import Trainer
@@ -210,16 +210,6 @@ class Carry(NamedTuple):
     updates: jax.Array  # gradient updates so far
 
 
-def store(buf: Buffer, t: Batch, write) -> Buffer:
-    """`buf` with transition `t` written at the FIFO pointer if `write`, else unchanged (one row
-    rewritten in place either way, so that offline iterations do not copy the buffer)."""
-    idx = buf.ptr
-    row = jax.tree.map(lambda new, d: jnp.where(write, new.astype(d.dtype), d[idx]), t, buf.data)
-    data = jax.tree.map(lambda d, r: d.at[idx].set(r), buf.data, row)
-    cap = buf.capacity
-    return Buffer(data, jnp.where(write, (idx + 1) % cap, idx), jnp.where(write, jnp.minimum(buf.size + 1, cap), buf.size))
-
-
 def make_learner(config: Config, spec: envs.EnvSpec) -> offline.Learner:
     """RO2O as pure functions of the dataset (see `jaxrl.core.offline`)."""
     actor_net = Actor(spec.action_dim, tuple(config.hidden))
@@ -309,7 +299,7 @@ def make_learner(config: Config, spec: envs.EnvSpec) -> offline.Learner:
             k_env[None], carry.env_state, offline.env_action(spec, action), env_params)
         final = (info["final_observation"] - data.obs_mean) / data.obs_std
         t = Batch(norm_obs[0], action[0], reward[0], final[0], term[0].astype(jnp.float32))
-        buffer = store(carry.buffer, t, online)
+        buffer = buffer_add_if(carry.buffer, t, online)
         keep = lambda new, old: jnp.where(online, new, old)
         carry = carry._replace(env_state=jax.tree.map(keep, env_state, carry.env_state), obs=keep(next_obs, carry.obs),
                                buffer=buffer)

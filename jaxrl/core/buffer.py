@@ -44,6 +44,18 @@ def buffer_add(buf: Buffer, batch) -> Buffer:
     return Buffer(data, (buf.ptr + n) % cap, jnp.minimum(buf.size + n, cap))
 
 
+def buffer_add_if(buf: Buffer, transition, write) -> Buffer:
+    """`buf` with one transition (no batch axis) written at the pointer if `write` (a traced bool),
+    else unchanged. One row is rewritten in place either way, so a scan whose iterations write only
+    in some phase (RO2O's and IQL's offline iterations, which step no env into the buffer) does not
+    copy the buffer."""
+    idx = buf.ptr
+    row = jax.tree.map(lambda new, d: jnp.where(write, new.astype(d.dtype), d[idx]), transition, buf.data)
+    data = jax.tree.map(lambda d, r: d.at[idx].set(r), buf.data, row)
+    cap = buf.capacity
+    return Buffer(data, jnp.where(write, (idx + 1) % cap, idx), jnp.where(write, jnp.minimum(buf.size + 1, cap), buf.size))
+
+
 def buffer_sample(buf: Buffer, key, batch_size: int):
     """`batch_size` transitions drawn uniformly with replacement from the filled slots."""
     idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(buf.size, 1))

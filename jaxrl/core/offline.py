@@ -37,6 +37,7 @@ class OfflineData(NamedTuple):
     obs_std: jax.Array  # [*obs]
     ref_min: jax.Array  # () reference random return (NaN: none)
     ref_max: jax.Array  # () reference expert return
+    reward_scale: jax.Array  # () the factor `rewards` carry (online transitions are scaled by it too)
 
 
 class Batch(NamedTuple):
@@ -106,10 +107,11 @@ def device_data(ds: Dataset, spec: envs.EnvSpec, *, normalize_obs: bool, reward_
     low, high = spec.low().astype(np.float64), spec.high().astype(np.float64)
     actions = np.clip(2.0 * (np.asarray(ds.actions, np.float64) - low) / (high - low) - 1.0, -1.0, 1.0)
     f32 = lambda x: jnp.asarray(np.asarray(x, np.float32))
+    scale = reward_scale(ds, reward_norm)
     return OfflineData(
-        f32((obs - mean) / std), f32(actions), f32(np.asarray(ds.rewards, np.float64) * reward_scale(ds, reward_norm)),
+        f32((obs - mean) / std), f32(actions), f32(np.asarray(ds.rewards, np.float64) * scale),
         f32((nxt - mean) / std), f32(np.asarray(ds.terminals, bool)), f32(mean), f32(std),
-        jnp.float32(np.float32(ds.ref_min_score)), jnp.float32(np.float32(ds.ref_max_score)))
+        jnp.float32(np.float32(ds.ref_min_score)), jnp.float32(np.float32(ds.ref_max_score)), jnp.float32(scale))
 
 
 def sample(data: OfflineData, key, batch_size: int) -> Batch:

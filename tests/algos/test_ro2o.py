@@ -64,19 +64,6 @@ def test_offline_then_online_keeps_its_score():
     assert online_end >= max(25.0, 0.5 * offline_end)
 
 
-def test_store_writes_only_when_asked():
-    from jaxrl.core.buffer import buffer_init
-    from jaxrl.core.offline import Batch
-
-    t = Batch(jnp.ones(2), jnp.ones(1), jnp.float32(1.0), jnp.ones(2), jnp.float32(0.0))
-    buf = buffer_init(t, 2)
-    same = ro2o.store(buf, t, jnp.bool_(False))
-    assert int(same.size) == 0 and int(same.ptr) == 0 and float(same.data.reward.sum()) == 0.0
-    b = ro2o.store(ro2o.store(ro2o.store(buf, t, True), t._replace(reward=jnp.float32(2.0)), True),
-                   t._replace(reward=jnp.float32(3.0)), True)
-    assert int(b.size) == 2 and int(b.ptr) == 1 and b.data.reward.tolist() == [3.0, 2.0]  # FIFO wrap-around
-
-
 def _random_pendulum(n: int = 64):
     from envs.datasets import Dataset
 

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrl.core.buffer import buffer_add, buffer_init, buffer_sample
+from jaxrl.core.buffer import buffer_add, buffer_add_if, buffer_init, buffer_sample
 
 f32 = lambda x: jnp.asarray(x, jnp.float32)
 
@@ -40,3 +40,15 @@ def test_buffer_bad_input():
     buf = buffer_init(jnp.zeros(2), 2)
     with pytest.raises(ValueError, match="exceeds buffer capacity 2"):
         buffer_add(buf, jnp.zeros((3, 2)))
+
+
+def test_add_if_writes_only_when_asked():
+    from jaxrl.core.offline import Batch
+
+    t = Batch(jnp.ones(2), jnp.ones(1), jnp.float32(1.0), jnp.ones(2), jnp.float32(0.0))
+    buf = buffer_init(t, 2)
+    same = buffer_add_if(buf, t, jnp.bool_(False))
+    assert int(same.size) == 0 and int(same.ptr) == 0 and float(same.data.reward.sum()) == 0.0
+    b = buffer_add_if(buffer_add_if(buffer_add_if(buf, t, True), t._replace(reward=jnp.float32(2.0)), True),
+                      t._replace(reward=jnp.float32(3.0)), True)
+    assert int(b.size) == 2 and int(b.ptr) == 1 and b.data.reward.tolist() == [3.0, 2.0]  # FIFO wrap-around
