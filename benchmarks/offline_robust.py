@@ -1,6 +1,7 @@
 """Robust offline RL benchmark (issue "Offline RL II"): RIQL against IQL and CQL under each kind and
 mode of data corruption, A2PR against TD3+BC on mixed-quality datasets, and RO2O's offline->online
-curve against the same agent fine-tuned without its uncertainty and smoothness terms.
+curve against the same agent fine-tuned without its uncertainty and smoothness terms and against IQL
+fine-tuning.
 
     python -m benchmarks.offline_robust --scale full      # brax hopper + halfcheetah, 5 seeds
     python -m benchmarks.offline_robust --scale reduced   # Pendulum-v1, 5 seeds, the CI tests' budgets
@@ -18,8 +19,9 @@ curve against the same agent fine-tuned without its uncertainty and smoothness t
   SAC-N from a fresh buffer, as the official fine-tuning script: `online_regularizers` False), and
   the same schedule with its regularisers off offline too (beta_ood = beta_policy = eta = 0: SAC-N
   throughout); the score after every chunk gives the curve, and the "drop" is the lowest online
-  score minus the last offline one.
-  (IQL fine-tuning, the paper's other baseline, has no online phase in this suite.)
+  score minus the last offline one. IQL fine-tuning (`iql`'s `online_steps`; the official fine-tuning
+  script: minibatches from the dataset and the online transitions together, no actor lr decay) runs
+  at RO2O's budget: as many offline updates, online steps and chunks.
 
 Writes `offline_robust-<date>-<device>.csv`, `.md` and `.png` into --out-dir.
 """
@@ -235,40 +237,49 @@ def to_markdown(rows: list[dict], scale: str) -> str:
     return "\n".join(out)
 
 
+def _corruption_panel(ax, cor: list[dict]) -> None:
+    names = list(dict.fromkeys(r["dataset"] for r in cor))
+    algos = list(dict.fromkeys(r["algo"] for r in cor))
+    w = 0.8 / len(algos)
+    for i, a in enumerate(algos):
+        vals = [next(r["score_mean"] for r in cor if r["algo"] == a and r["dataset"] == n) for n in names]
+        errs = [next(r["score_std"] for r in cor if r["algo"] == a and r["dataset"] == n) for n in names]
+        ax.bar(np.arange(len(names)) + i * w, vals, w, yerr=errs, label=a)
+    ax.set_xticks(np.arange(len(names)) + 0.4 - w / 2, names, rotation=45, ha="right", fontsize=7)
+    ax.set_ylabel("normalised score")
+    ax.set_title(f"corruption ({cor[0]['env']})")
+    ax.legend()
+
+
+def _o2o_panel(ax, o2o: list[dict]) -> None:
+    for a in dict.fromkeys(r["algo"] for r in o2o):
+        rs = [r for r in o2o if r["algo"] == a]
+        x = [r["chunk"] for r in rs]
+        mean, std = np.array([r["score_mean"] for r in rs]), np.array([r["score_std"] for r in rs])
+        ax.plot(x, mean, label=a)
+        ax.fill_between(x, mean - std, mean + std, alpha=0.2)
+    first_online = min((r["chunk"] for r in o2o if r["phase"] == "online"), default=None)
+    if first_online is not None:
+        ax.axvline(first_online - 0.5, color="gray", ls="--", lw=1)
+    ax.set_xlabel("chunk (dashed: online from here)")
+    ax.set_ylabel("normalised score")
+    ax.set_title(f"offline -> online ({o2o[0]['env']})")
+    ax.legend()
+
+
 def plot(rows: list[dict], path: str) -> None:
+    """One panel per part present: corruption scores (bars), offline -> online curves."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cor = [r for r in rows if r["benchmark"] == "corruption"]
-    o2o = [r for r in rows if r["benchmark"] == "offline_to_online"]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-    if cor:
-        names = list(dict.fromkeys(r["dataset"] for r in cor))
-        algos = list(dict.fromkeys(r["algo"] for r in cor))
-        w = 0.8 / len(algos)
-        for i, a in enumerate(algos):
-            vals = [next(r["score_mean"] for r in cor if r["algo"] == a and r["dataset"] == n) for n in names]
-            errs = [next(r["score_std"] for r in cor if r["algo"] == a and r["dataset"] == n) for n in names]
-            axes[0].bar(np.arange(len(names)) + i * w, vals, w, yerr=errs, label=a)
-        axes[0].set_xticks(np.arange(len(names)) + 0.4 - w / 2, names, rotation=45, ha="right", fontsize=7)
-        axes[0].set_ylabel("normalised score")
-        axes[0].set_title(f"corruption ({cor[0]['env']})")
-        axes[0].legend()
-    for a in dict.fromkeys(r["algo"] for r in o2o):
-        rs = [r for r in o2o if r["algo"] == a]
-        x = [r["chunk"] for r in rs]
-        mean, std = np.array([r["score_mean"] for r in rs]), np.array([r["score_std"] for r in rs])
-        axes[1].plot(x, mean, label=a)
-        axes[1].fill_between(x, mean - std, mean + std, alpha=0.2)
-    if o2o:
-        first_online = min((r["chunk"] for r in o2o if r["phase"] == "online"), default=None)
-        if first_online is not None:
-            axes[1].axvline(first_online - 0.5, color="gray", ls="--", lw=1)
-        axes[1].set_xlabel("chunk (dashed: online from here)")
-        axes[1].set_title("offline -> online")
-        axes[1].legend()
+    panels = [(draw, part) for draw, part in (
+        (_corruption_panel, [r for r in rows if r["benchmark"] == "corruption"]),
+        (_o2o_panel, [r for r in rows if r["benchmark"] == "offline_to_online"])) if part]
+    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(6 * max(len(panels), 1), 4), squeeze=False)
+    for ax, (draw, part) in zip(axes[0], panels):
+        draw(ax, part)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
