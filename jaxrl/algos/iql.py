@@ -31,11 +31,14 @@ the Gaussian policy (clipped to [-1, 1]) and stores it, then takes one update on
 uniformly from the dataset and the online transitions together (the official replay buffer starts
 as the dataset and grows by every env step; here the two stay apart and each row of the minibatch
 comes from the online part with probability n_online / (n_dataset + n_online), which is the same
-draw). Online rewards get the dataset's reward scale; time limits are stored as non-terminal. Both
-phases are one scan of identical iterations, as in `jaxrl.algos.ro2o` (the env step is wasted
-offline); with `online_steps=0` the program has no env step. The fine-tuning configs of the
-official code are AntMaze's (tau 0.9, beta 10, no actor lr decay); `actor_lr_decay` spans both
-phases here.
+draw). Time limits are stored as non-terminal. Both phases are one scan of identical iterations, as
+in `jaxrl.algos.ro2o` (the env step is wasted offline); with `online_steps=0` the program has no env
+step. The fine-tuning configs of the official code are AntMaze's (tau 0.9, beta 10, no actor lr
+decay); `actor_lr_decay` spans both phases here. Differences from the official fine-tuning script:
+- online rewards are scaled by the dataset's reward scale (the script scales the dataset's rewards
+  for locomotion and stores online rewards unscaled);
+- the dataset is kept whole (the script's buffer holds max_steps transitions, 1M, so that online
+  transitions overwrite the oldest dataset rows once a 1M-transition dataset fills it).
 
 Run: `python -m jaxrl.algos.iql --dataset PATH --num-seeds 5`
 (`python -m jaxrl.datasets.generate --env brax/hopper` makes datasets and prints their paths.)
