@@ -57,7 +57,7 @@ from flax.training.train_state import TrainState
 import envs
 from jaxrl.core import config as C
 from jaxrl.core import offline
-from jaxrl.core.buffer import Buffer, buffer_add_if, buffer_init, buffer_sample
+from jaxrl.core.buffer import Buffer, buffer_init, buffer_sample
 from jaxrl.core.nets import MLP
 from jaxrl.core.offline import Batch, OfflineData
 from jaxrl.core.train import Trainer
@@ -292,21 +292,15 @@ def make_learner(config: Config, spec: envs.EnvSpec) -> offline.Learner:
                        "v_mean": v_mean, "weight_mean": weights.mean()}
 
     def env_step(carry: Carry, key, data: OfflineData, write):
-        """One step of the policy's sampled action, stored in the online buffer if `write`."""
-        k_act, k_env = jax.random.split(key)
+        """One step of the policy's sampled action (clipped to [-1, 1]), stored in the online buffer if `write`."""
+        def act(norm_obs, k):
+            mean, log_std = actor_net.apply(carry.actor.params, norm_obs)
+            return jnp.clip(mean + jnp.exp(log_std) * jax.random.normal(k, mean.shape), -1.0, 1.0)
+
         on = carry.online
-        norm_obs = (on.obs - data.obs_mean) / data.obs_std
-        mean, log_std = actor_net.apply(carry.actor.params, norm_obs)
-        action = jnp.clip(mean + jnp.exp(log_std) * jax.random.normal(k_act, mean.shape), -1.0, 1.0)
-        next_obs, env_state, reward, term, _, info = venv.step(k_env[None], on.env_state,
-                                                              offline.env_action(spec, action), env_params)
-        final = (info["final_observation"] - data.obs_mean) / data.obs_std
-        t = Batch(norm_obs[0], action[0], reward[0] * data.reward_scale, final[0], term[0].astype(jnp.float32))
-        keep = lambda new, old: jnp.where(write, new, old)
-        online = Online(buffer_add_if(on.buffer, t, write), jax.tree.map(keep, env_state, on.env_state),
-                        keep(next_obs, on.obs))
-        ret = jnp.where(write & info["episode_done"][0], info["episode_return"][0], jnp.nan)
-        return carry._replace(online=online), ret
+        buffer, env_state, obs, ret = offline.online_step(venv, env_params, spec, data, on.env_state, on.obs,
+                                                          on.buffer, act, jax.random.split(key), write)
+        return carry._replace(online=Online(buffer, env_state, obs)), ret
 
     def iteration(carry: Carry, key, data: OfflineData):
         if not config.online_steps:

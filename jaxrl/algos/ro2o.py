@@ -58,7 +58,7 @@ from flax.training.train_state import TrainState
 import envs
 from jaxrl.core import config as C
 from jaxrl.core import offline
-from jaxrl.core.buffer import Buffer, buffer_add_if, buffer_init, buffer_sample
+from jaxrl.core.buffer import Buffer, buffer_init, buffer_sample
 from jaxrl.core.nets import MLP, QEnsemble
 from jaxrl.core.offline import Batch, OfflineData
 from jaxrl.core.train import Trainer
@@ -292,17 +292,13 @@ def make_learner(config: Config, spec: envs.EnvSpec) -> offline.Learner:
         k_act, k_env, k_off, k_on, k_upd = jax.random.split(key, 5)
         online = carry.iters >= config.offline_updates
         # the env step (stored only online)
-        norm_obs = (carry.obs - data.obs_mean) / data.obs_std
-        mean, log_std = actor_net.apply(carry.actor.params, norm_obs)
-        action, _ = tanh_gaussian(mean, log_std, jax.random.normal(k_act, mean.shape))
-        next_obs, env_state, reward, term, trunc, info = venv.step(
-            k_env[None], carry.env_state, offline.env_action(spec, action), env_params)
-        final = (info["final_observation"] - data.obs_mean) / data.obs_std
-        t = Batch(norm_obs[0], action[0], reward[0], final[0], term[0].astype(jnp.float32))
-        buffer = buffer_add_if(carry.buffer, t, online)
-        keep = lambda new, old: jnp.where(online, new, old)
-        carry = carry._replace(env_state=jax.tree.map(keep, env_state, carry.env_state), obs=keep(next_obs, carry.obs),
-                               buffer=buffer)
+        def act(norm_obs, k):
+            mean, log_std = actor_net.apply(carry.actor.params, norm_obs)
+            return tanh_gaussian(mean, log_std, jax.random.normal(k, mean.shape))[0]
+
+        buffer, env_state, obs, online_ret = offline.online_step(venv, env_params, spec, data, carry.env_state, carry.obs,
+                                                                 carry.buffer, act, (k_act, k_env), online)
+        carry = carry._replace(env_state=env_state, obs=obs, buffer=buffer)
         # one update, on the dataset offline and on the online buffer once it holds learning_starts
         b_off, b_on = offline.sample(data, k_off, config.batch_size), buffer_sample(buffer, k_on, config.batch_size)
         b = jax.tree.map(lambda x, y: jnp.where(online, y, x), b_off, b_on)
@@ -314,7 +310,7 @@ def make_learner(config: Config, spec: envs.EnvSpec) -> offline.Learner:
         actor, critic, critic_target, alpha, updates = jax.tree.map(lambda n_, o: jnp.where(learn, n_, o),
                                                                     learner(new), learner(carry))
         carry = carry._replace(actor=actor, critic=critic, critic_target=critic_target, alpha=alpha, updates=updates)
-        m = m | {"online_return": jnp.where(online & info["episode_done"][0], info["episode_return"][0], jnp.nan)}
+        m = m | {"online_return": online_ret}
         return carry._replace(iters=carry.iters + 1), m
 
     def update(carry: Carry, data: OfflineData):

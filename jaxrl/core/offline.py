@@ -22,6 +22,7 @@ import numpy as np
 
 import envs
 from envs.datasets import Dataset, DatasetError, load
+from jaxrl.core.buffer import buffer_add_if
 from jaxrl.core.evaluate import evaluate
 from jaxrl.core.run import seed_keys
 from jaxrl.core.train import Trainer
@@ -125,6 +126,24 @@ def env_action(spec: envs.EnvSpec, action):
     """A policy action in [-1, 1] mapped to the env's bounds."""
     low, high = jnp.asarray(spec.low()), jnp.asarray(spec.high())
     return low + 0.5 * (jnp.clip(action, -1.0, 1.0) + 1.0) * (high - low)
+
+
+def online_step(venv, env_params, spec: envs.EnvSpec, data: OfflineData, env_state, raw_obs, buffer, act, keys,
+                write):
+    """One env step of `act(norm_obs, key) -> [-1, 1] action` from the raw observation `raw_obs` [1, *obs],
+    stored in `buffer` (normalised obs, rewards times data.reward_scale, time limits non-terminal) and
+    the env advanced only if `write` (RO2O's and IQL's fine-tuning; offline iterations step nothing).
+    `keys`: (action key, env key). Returns (buffer, env_state, raw_obs, the return of an episode that
+    ended in this written step, else NaN)."""
+    k_act, k_env = keys
+    norm_obs = (raw_obs - data.obs_mean) / data.obs_std
+    action = act(norm_obs, k_act)
+    next_obs, new_state, reward, term, _, info = venv.step(k_env[None], env_state, env_action(spec, action), env_params)
+    final = (info["final_observation"] - data.obs_mean) / data.obs_std
+    t = Batch(norm_obs[0], action[0], reward[0] * data.reward_scale, final[0], term[0].astype(jnp.float32))
+    keep = lambda new, old: jnp.where(write, new, old)
+    ret = jnp.where(write & info["episode_done"][0], info["episode_return"][0], jnp.nan)
+    return buffer_add_if(buffer, t, write), jax.tree.map(keep, new_state, env_state), keep(next_obs, raw_obs), ret
 
 
 def make_evaluate(spec: envs.EnvSpec, num_episodes: int):
