@@ -17,7 +17,8 @@ smoothing, and the speed of a vmapped worst-case grid against a Python loop.
    (the peers' way: RRLS and Robust-Gymnasium step one env per point). Rows give both times and
    their ratio.
 
-Writes `benchmarks/results/robust-<date>-<device>.{csv,md,png}` (reduced scale; `robust_full-*` at full
+Writes `benchmarks/results/robust-<date>-<device>.{csv,md,png,npz}` after each method and at the end (the
+npz holds the heat maps' grids; reduced scale; `robust_full-*` at full
 scale; ci and tiny scales into a temporary directory unless `--out-dir`). The papers' budgets
 (millions of steps) are not run.
 
@@ -124,8 +125,9 @@ def _method(name: str, steps: int, hidden, env: str = "CartPole-v1", sac_steps: 
     return cfg, qarl, lambda c: qarl.make_policy(cfg, c.pro)
 
 
-def robustness(scale: str, env_names=None, methods=None) -> tuple[list[dict], dict]:
-    """Rows and the seed-mean return grids {(env, method): [points^2]} of every env and method."""
+def robustness(scale: str, env_names=None, methods=None, on_row=None) -> tuple[list[dict], dict]:
+    """Rows and the seed-mean return grids {(env, method): [points^2]} of every env and method;
+    `on_row(rows, grids)` after each method, with everything so far."""
     import envs
     from envs.robust import UncertaintySet, make_robust
     from jaxrl.core.robust_eval import grid_returns
@@ -160,6 +162,8 @@ def robustness(scale: str, env_names=None, methods=None) -> tuple[list[dict], di
                          "average_std": round(float(mean.std()), 1), "grid": f"{s['points']}x{s['points']}",
                          "seconds": round(time.perf_counter() - t0, 1)})
             print(rows[-1], flush=True)
+            if on_row is not None:
+                on_row(rows, grids)
     return rows, grids
 
 
@@ -244,12 +248,18 @@ def plot(grids: dict, cert_rows: list[dict], points: int, path: Path) -> None:
     _save(fig, path)
 
 
-def write(rows: list[dict], grids: dict, scale: str, out_dir: Path, files: str | None = None) -> dict:
+def write(rows: list[dict], grids: dict, scale: str, out_dir: Path, files: str | None = None,
+          running: bool = False) -> dict:
+    """CSV, markdown, PNG and the heat maps' data (`.npz`: env, method and the seed-mean return at each
+    grid point, in `UncertaintySet.grid` order); `running` marks the markdown as a run still going."""
     stem = result_stem(out_dir, files or SCALES[scale].get("files", "robust"))  # a scale may name its own files
     write_csv(rows, stem.with_suffix(".csv"))
-    stem.with_suffix(".md").write_text(markdown_parts(rows, f"Robust RL ({scale} scale)",
-                                                      ("robustness", "certificates", "grid_speed")))
+    title = f"Robust RL ({scale} scale{', running: written after each method' if running else ''})"
+    stem.with_suffix(".md").write_text(markdown_parts(rows, title, ("robustness", "certificates", "grid_speed")))
     plot(grids, [r for r in rows if r["part"] == "certificates"], SCALES[scale]["points"], stem.with_suffix(".png"))
+    keys = list(grids)
+    np.savez(stem.with_suffix(".npz"), env=np.array([e for e, _ in keys]), method=np.array([m for _, m in keys]),
+             returns=np.array([np.asarray(grids[k]).ravel() for k in keys]))
     return {"csv": str(stem.with_suffix(".csv")), "md": str(stem.with_suffix(".md"))}
 
 
@@ -260,7 +270,9 @@ def suite(scale: str, skip_peers: bool = False, out_dir: Path | None = None, env
     certificates and grid-speed parts; `files` names the result files (default: the scale's)."""
     if out_dir is None:
         out_dir = RESULTS if scale in ("full", "reduced") else Path(tempfile.mkdtemp(prefix="robust-"))
-    rob, grids = robustness(scale, env_names, methods)
+    # written after each method too, so a long run stopped early keeps its finished rows and heat maps
+    rob, grids = robustness(scale, env_names, methods,
+                            on_row=lambda rows, grids: write(rows, grids, scale, out_dir, files, running=True))
     rows = rob if methods else rob + certificates(scale) + grid_speed(scale)
     files = write(rows, grids, scale, out_dir, files)
     return [{**r, **files} for r in rows]
