@@ -7,6 +7,7 @@ fine-tuning.
     python -m benchmarks.offline_robust --scale reduced   # Pendulum-v1, 5 seeds, the CI tests' budgets
     python -m benchmarks.offline_robust --scale fields    # reduced, corruption of all four fields only
     python -m benchmarks.offline_robust --scale ro2o_curve  # reduced, offline -> online only, 18 scores
+    python -m benchmarks.offline_robust --scale brax      # reduced corruption part on two brax envs
     python -m benchmarks.offline_robust --scale ci        # seconds-to-minutes: checks that it works
 
 - Corruption (RIQL's Tables 1-2 setting): on each env's medium-replay dataset, `envs.datasets.corrupt`
@@ -67,6 +68,14 @@ SCALES["fields"] = {**SCALES["reduced"], "fields": FIELDS, "parts": ("corruption
 # dip, with RO2O's regularisers also kept online (the official script's first version) as a third variant
 SCALES["ro2o_curve"] = {**SCALES["reduced"], "parts": ("offline_to_online",), "files": "offline_robust_ro2o",
                         "ro2o": SCALES["reduced"]["ro2o"] | dict(num_chunks=18), "online_regularizers_variant": True}
+# brax: the reduced corruption part (dynamics, both modes) on two brax envs at a CPU budget: datasets of
+# 50k transitions from our PPO agent (generate's brax preset, with as many steps per env as spread its 8
+# snapshots from random to expert) and 20k offline updates
+BRAX_GEN = dict(agent="ppo", snapshots=8, size=50_000, eval_episodes=8, num_envs=10)
+SCALES["brax"] = {**SCALES["reduced"], "envs": ("brax/inverted_pendulum", "brax/hopper"), "parts": ("corruption",),
+                  "gen": {"brax/inverted_pendulum": BRAX_GEN | dict(agent_steps=200_000),
+                          "brax/hopper": BRAX_GEN | dict(agent_steps=400_000)},
+                  "offline": dict(total_updates=20_000, num_chunks=1, eval_episodes=10), "files": "offline_robust_brax"}
 SCALES |= {
     "full": dict(envs=("brax/hopper", "brax/halfcheetah"), gen=dict(size=1_000_000), seeds=5, fields=FIELDS,
                  modes=MODES, rate=0.3, scale=1.0, attacker=dict(offline_updates=300_000),
@@ -91,7 +100,8 @@ def _datasets(env: str, s: dict, cache_dir: str):
     from envs.datasets import load
     from jaxrl.datasets.generate import GenerateConfig, generate
 
-    gen = GenerateConfig(**{"env": env, "progress": False, "cache_dir": cache_dir, **s["gen"]})
+    settings = s["gen"].get(env, s["gen"])  # one generation's settings, or per env
+    gen = GenerateConfig(**{"env": env, "progress": False, "cache_dir": cache_dir, **settings})
     return {lvl: load(p) for lvl, p in generate(gen).items()}
 
 
@@ -267,16 +277,21 @@ def _o2o_panel(ax, o2o: list[dict]) -> None:
     ax.legend()
 
 
+def _panels(rows: list[dict]) -> list[tuple]:
+    """(draw, rows) per env and part present: corruption scores (bars), offline -> online curves."""
+    parts = ((_corruption_panel, "corruption"), (_o2o_panel, "offline_to_online"))
+    return [(draw, rs) for env in dict.fromkeys(r["env"] for r in rows) for draw, part in parts
+            if (rs := [r for r in rows if r["env"] == env and r["benchmark"] == part])]
+
+
 def plot(rows: list[dict], path: str) -> None:
-    """One panel per part present: corruption scores (bars), offline -> online curves."""
+    """One panel per env and part present (`_panels`)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [(draw, part) for draw, part in (
-        (_corruption_panel, [r for r in rows if r["benchmark"] == "corruption"]),
-        (_o2o_panel, [r for r in rows if r["benchmark"] == "offline_to_online"])) if part]
+    panels = _panels(rows)
     fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(6 * max(len(panels), 1), 4), squeeze=False)
     for ax, (draw, part) in zip(axes[0], panels):
         draw(ax, part)

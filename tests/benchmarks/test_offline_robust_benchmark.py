@@ -29,12 +29,18 @@ def rows():
 
 def test_report_tables_plot_and_registration(tmp_path):
     assert suites.MODULE_SUITES["offline-robust"] == ["benchmarks.offline_robust"] and "offline-robust" in suites.SUITES
-    assert set(offline_robust.SCALES) == {"ci", "reduced", "fields", "full", "ro2o_curve"}
+    assert set(offline_robust.SCALES) == {"ci", "reduced", "fields", "full", "ro2o_curve", "brax"}
     curve = offline_robust.SCALES["ro2o_curve"]  # the reduced offline -> online part only, scored more often
     assert curve["parts"] == ("offline_to_online",) and curve["offline"] == offline_robust.SCALES["reduced"]["offline"]
     fields = offline_robust.SCALES["fields"]  # the reduced corruption part over every field
     assert fields["fields"] == offline_robust.FIELDS and fields["parts"] == ("corruption",)
     assert fields["offline"] == offline_robust.SCALES["reduced"]["offline"]
+    brax = offline_robust.SCALES["brax"]  # the reduced corruption part on two brax envs, own datasets per env
+    assert len(brax["envs"]) == 2 and all(e.startswith("brax/") for e in brax["envs"]) and brax["modes"] == offline_robust.MODES
+    from jaxrl.datasets.generate import GenerateConfig
+
+    for env in brax["envs"]:  # each env's generation settings pass their checks
+        assert GenerateConfig(env=env, **brax["gen"][env]).agent_steps > 0
     assert offline_robust.SCALES["full"]["seeds"] >= 5 and len(offline_robust.SCALES["full"]["envs"]) >= 2
     summ = {r["algo"]: r for r in offline_robust.o2o_summary(rows())}
     assert summ["ro2o"]["drop"] == 2.0 and summ["sac-n"]["drop"] == -28.0  # lowest online - last offline
@@ -46,3 +52,14 @@ def test_report_tables_plot_and_registration(tmp_path):
     assert Path(files["png"]).stat().st_size > 1000
     with open(files["csv"]) as f:
         assert len(list(csv.DictReader(f))) == len(rows())
+
+
+def test_each_env_gets_its_own_panels():
+    """With two envs (the brax and full scales) each env's corruption bars and curves are drawn from
+    its own rows: the first env's values are not drawn under both."""
+    two = rows() + [{**r, "env": "brax/hopper", "score_mean": r["score_mean"] + 1.0} for r in rows()
+                    if r["benchmark"] == "corruption"]
+    panels = offline_robust._panels(two)
+    assert [(draw.__name__, {r["env"] for r in rs}) for draw, rs in panels] == [
+        ("_corruption_panel", {"Pendulum-v1"}), ("_o2o_panel", {"Pendulum-v1"}), ("_corruption_panel", {"brax/hopper"})]
+    assert len(panels[2][1]) == 6
