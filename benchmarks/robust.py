@@ -227,7 +227,7 @@ def plot(grids: dict, cert_rows: list[dict], points: int, path: Path) -> None:
     env_names = list(dict.fromkeys(e for e, _ in grids))
     methods = list(dict.fromkeys(m for _, m in grids))
     rows, cols = max(len(env_names), 1), len(methods) + 1
-    fig = _figure(figsize=(4.5 * cols, 3.8 * rows))
+    fig = _figure(figsize=(4.5 * cols, 3.8 * rows), layout="constrained")  # colour bars clear of the next map
     for i, env_name in enumerate(env_names):
         uset = UncertaintySet(env_name, ENVS[env_name]["set"])
         for j, name in enumerate(methods):
@@ -263,6 +263,25 @@ def write(rows: list[dict], grids: dict, scale: str, out_dir: Path, files: str |
     return {"csv": str(stem.with_suffix(".csv")), "md": str(stem.with_suffix(".md"))}
 
 
+def load_grids(npz: Path) -> dict:
+    """The heat maps' grids {(env, method): returns} that `write` saved in `npz`."""
+    saved = np.load(npz)
+    return {(str(e), str(m)): r for e, m, r in zip(saved["env"], saved["method"], saved["returns"])}
+
+
+def redraw(npz: Path) -> None:
+    """Redraw a finished run's PNG from its files: the heat maps from `npz`, the certified-reward
+    curves from the CSV beside it."""
+    import csv
+
+    grids = load_grids(npz)
+    with open(npz.with_suffix(".csv")) as f:
+        cert = [{k: float(r[k]) for k in ("sigma", "epsilon", "certified_return")} for r in csv.DictReader(f)
+                if r["part"] == "certificates"]
+    points = int(round(len(next(iter(grids.values()))) ** 0.5)) if grids else 1
+    plot(grids, cert, points, npz.with_suffix(".png"))
+
+
 def suite(scale: str, skip_peers: bool = False, out_dir: Path | None = None, env_names=None, methods=None,
           files: str | None = None) -> list[dict]:
     """Rows for `benchmarks.run` (the peers' grid loop is ours, so `skip_peers` changes nothing);
@@ -286,7 +305,14 @@ def main(argv=None) -> list[dict]:
                    help="only these methods, and no certificates or grid speed (name the files with --files)")
     p.add_argument("--files", default=None, help="name of the result files (default: the scale's)")
     p.add_argument("--out-dir", type=Path, default=None)
+    p.add_argument("--redraw", type=Path, default=None, metavar="NPZ",
+                   help="only redraw a run's PNG from its .npz and .csv")
     args = p.parse_args(argv)
+    if args.redraw is not None:
+        if not args.redraw.is_file():
+            p.error(f"--redraw: no such file {str(args.redraw)!r}")
+        redraw(args.redraw)
+        return []
     if args.methods and not args.files and (args.out_dir is None and args.scale in ("full", "reduced")):
         p.error("--methods writes a partial table: give it --files so it does not replace the scale's files")
     rows = suite(args.scale, out_dir=args.out_dir, env_names=args.envs, methods=args.methods, files=args.files)

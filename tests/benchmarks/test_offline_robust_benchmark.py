@@ -2,6 +2,7 @@
 training), and its registration as the "offline-robust" suite. The training paths are run by the
 ci scale (`python -m benchmarks.run --suite offline-robust`) and the committed reduced result."""
 import csv
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -41,6 +42,9 @@ def test_report_tables_plot_and_registration(tmp_path):
 
     for env in brax["envs"]:  # each env's generation settings pass their checks
         assert GenerateConfig(env=env, **brax["gen"][env]).agent_steps > 0
+    for name, algo, overrides in brax["corruption_algos"]:  # each variant's settings pass the algorithm's checks
+        _, cfg = offline_robust._config(algo, brax)
+        assert dataclasses.replace(cfg, **overrides).total_updates == brax["offline"]["total_updates"]
     assert offline_robust.SCALES["full"]["seeds"] >= 5 and len(offline_robust.SCALES["full"]["envs"]) >= 2
     summ = {r["algo"]: r for r in offline_robust.o2o_summary(rows())}
     assert summ["ro2o"]["drop"] == 2.0 and summ["sac-n"]["drop"] == -28.0  # lowest online - last offline

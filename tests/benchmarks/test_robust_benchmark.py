@@ -29,6 +29,10 @@ def test_grid_speed_tiny_and_files(tmp_path):
     saved = np.load(Path(files["csv"]).with_suffix(".npz"))
     assert list(saved["env"]) == ["CartPole-v1"] and list(saved["method"]) == ["m"]
     np.testing.assert_array_equal(saved["returns"], [np.arange(9.0)])
+    png = Path(files["csv"]).with_suffix(".png")
+    png.unlink()
+    robust.main(["--redraw", str(png.with_suffix(".npz"))])  # the PNG again, from the npz and the CSV
+    assert png.stat().st_size > 100
     files = robust.write(rob, {}, "tiny", tmp_path / "partial", running=True)  # a long run's files while it goes
     assert "running" in Path(files["md"]).read_text() and np.load(Path(files["csv"]).with_suffix(".npz"))["returns"].size == 0
 
