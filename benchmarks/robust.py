@@ -251,10 +251,11 @@ def plot(grids: dict, cert_rows: list[dict], points: int, path: Path) -> None:
 def write(rows: list[dict], grids: dict, scale: str, out_dir: Path, files: str | None = None,
           running: bool = False) -> dict:
     """CSV, markdown, PNG and the heat maps' data (`.npz`: env, method and the seed-mean return at each
-    grid point, in `UncertaintySet.grid` order); `running` marks the markdown as a run still going."""
+    grid point, in `UncertaintySet.grid` order); `running` marks the markdown as partial (a run still
+    going, or stopped)."""
     stem = result_stem(out_dir, files or SCALES[scale].get("files", "robust"))  # a scale may name its own files
     write_csv(rows, stem.with_suffix(".csv"))
-    title = f"Robust RL ({scale} scale{', running: written after each method' if running else ''})"
+    title = f"Robust RL ({scale} scale{', partial: written after each method' if running else ''})"
     stem.with_suffix(".md").write_text(markdown_parts(rows, title, ("robustness", "certificates", "grid_speed")))
     plot(grids, [r for r in rows if r["part"] == "certificates"], SCALES[scale]["points"], stem.with_suffix(".png"))
     keys = list(grids)

@@ -25,7 +25,7 @@ def test_grid_speed_tiny_and_files(tmp_path):
     files = robust.write(rob + cert + [speed], {("CartPole-v1", "m"): np.arange(9.0)}, "tiny", tmp_path)
     for path in (files["csv"], files["md"], str(Path(files["csv"]).with_suffix(".png"))):
         assert Path(path).stat().st_size > 100
-    assert "grid_speed" in Path(files["md"]).read_text() and "running" not in Path(files["md"]).read_text()
+    assert "grid_speed" in Path(files["md"]).read_text() and "partial" not in Path(files["md"]).read_text()
     saved = np.load(Path(files["csv"]).with_suffix(".npz"))
     assert list(saved["env"]) == ["CartPole-v1"] and list(saved["method"]) == ["m"]
     np.testing.assert_array_equal(saved["returns"], [np.arange(9.0)])
@@ -34,7 +34,7 @@ def test_grid_speed_tiny_and_files(tmp_path):
     robust.main(["--redraw", str(png.with_suffix(".npz"))])  # the PNG again, from the npz and the CSV
     assert png.stat().st_size > 100
     files = robust.write(rob, {}, "tiny", tmp_path / "partial", running=True)  # a long run's files while it goes
-    assert "running" in Path(files["md"]).read_text() and np.load(Path(files["csv"]).with_suffix(".npz"))["returns"].size == 0
+    assert "partial" in Path(files["md"]).read_text() and np.load(Path(files["csv"]).with_suffix(".npz"))["returns"].size == 0
 
 
 def test_every_env_builds_every_method():
