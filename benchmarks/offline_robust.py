@@ -11,10 +11,10 @@ fine-tuning.
     python -m benchmarks.offline_robust --scale ci        # seconds-to-minutes: checks that it works
 
 - Corruption (RIQL's Tables 1-2 setting): on each env's medium-replay dataset (the brax scale:
-  medium), `envs.datasets.corrupt` makes one dataset per (field, mode) at rate c and scale eps (the README's 0.3 / 1.0); the
-  adversarial kind attacks with `jaxrl.datasets.adversarial`'s Q-ensemble agent. For each algorithm
-  the clean dataset and the eight corrupted ones train as ONE program (seeds x datasets). Scores are
-  the last evaluation's normalised score, mean +- std over seeds.
+  medium), `envs.datasets.corrupt` makes one dataset per (field, mode) at rate c and scale eps (the
+  README's 0.3 / 1.0); the adversarial kind attacks with `jaxrl.datasets.adversarial`'s Q-ensemble
+  agent. For each algorithm the clean dataset and the eight corrupted ones train as ONE program (seeds
+  x datasets). Scores are the last evaluation's normalised score, mean +- std over seeds.
 - Mixed quality (A2PR's setting): A2PR and TD3+BC on medium-replay and medium-expert.
 - Offline -> online (RO2O's setting): RO2O from the medium dataset (its online updates are plain
   SAC-N from a fresh buffer, as the official fine-tuning script: `online_regularizers` False), and
