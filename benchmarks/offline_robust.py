@@ -227,8 +227,8 @@ def to_markdown(rows: list[dict], scale: str) -> str:
     cor = [r for r in rows if r["benchmark"] == "corruption"]
     if cor:
         algos = list(dict.fromkeys(r["algo"] for r in cor))
-        out += [f"## Corruption ({cor[0].get('level', 'medium-replay')}, rate {cor[0]['rate']}, scale {cor[0]['scale']}; last normalised "
-                f"score, mean ± std over {cor[0]['seeds']} seeds)", "",
+        out += [f"## Corruption ({cor[0].get('level', 'medium-replay')}, rate {cor[0]['rate']}, scale "
+                f"{cor[0]['scale']}; last normalised score, mean ± std over {cor[0]['seeds']} seeds)", "",
                 "| env | data | " + " | ".join(algos) + " |", "|---|---|" + "---|" * len(algos)]
         for key in dict.fromkeys((r["env"], r["dataset"]) for r in cor):
             cells = {r["algo"]: f"{r['score_mean']:.1f} ± {r['score_std']:.1f}" for r in cor

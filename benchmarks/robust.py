@@ -17,10 +17,9 @@ smoothing, and the speed of a vmapped worst-case grid against a Python loop.
    (the peers' way: RRLS and Robust-Gymnasium step one env per point). Rows give both times and
    their ratio.
 
-Writes `benchmarks/results/robust-<date>-<device>.{csv,md,png,npz}` after each method and at the end (the
-npz holds the heat maps' grids; reduced scale; `robust_full-*` at full
-scale; ci and tiny scales into a temporary directory unless `--out-dir`). The papers' budgets
-(millions of steps) are not run.
+Writes `benchmarks/results/robust-<date>-<device>.{csv,md,png,npz}` after each method and at the end
+(the npz holds the heat maps' grids; reduced scale; `robust_full-*` at full scale; ci and tiny scales
+into a temporary directory unless `--out-dir`). The papers' budgets (millions of steps) are not run.
 
 Run: `python -m benchmarks.robust --scale reduced --envs CartPole-v1 brax/inverted_pendulum`
 (`--methods qarl qarl_sac --files NAME`: those methods' rows only, in files of their own)
@@ -310,8 +309,11 @@ def main(argv=None) -> list[dict]:
                    help="only redraw a run's PNG from its .npz and .csv")
     args = p.parse_args(argv)
     if args.redraw is not None:
-        if not args.redraw.is_file():
-            p.error(f"--redraw: no such file {str(args.redraw)!r}")
+        if args.redraw.suffix != ".npz":
+            p.error(f"--redraw takes a run's .npz, got {str(args.redraw)!r}")
+        for path in (args.redraw, args.redraw.with_suffix(".csv")):  # the grids and, beside them, the rows
+            if not path.is_file():
+                p.error(f"--redraw: no such file {str(path)!r}")
         redraw(args.redraw)
         return []
     if args.methods and not args.files and (args.out_dir is None and args.scale in ("full", "reduced")):

@@ -296,8 +296,8 @@ def make_learner(config: Config, spec: envs.EnvSpec) -> offline.Learner:
             mean, log_std = actor_net.apply(carry.actor.params, norm_obs)
             return tanh_gaussian(mean, log_std, jax.random.normal(k, mean.shape))[0]
 
-        buffer, env_state, obs, online_ret = offline.online_step(venv, env_params, spec, data, carry.env_state, carry.obs,
-                                                                 carry.buffer, act, (k_act, k_env), online)
+        buffer, env_state, obs, online_ret = offline.online_step(
+            venv, env_params, spec, data, carry.env_state, carry.obs, carry.buffer, act, (k_act, k_env), online)
         carry = carry._replace(env_state=env_state, obs=obs, buffer=buffer)
         # one update, on the dataset offline and on the online buffer once it holds learning_starts
         b_off, b_on = offline.sample(data, k_off, config.batch_size), buffer_sample(buffer, k_on, config.batch_size)

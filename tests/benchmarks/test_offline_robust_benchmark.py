@@ -37,7 +37,8 @@ def test_report_tables_plot_and_registration(tmp_path):
     assert fields["fields"] == offline_robust.FIELDS and fields["parts"] == ("corruption",)
     assert fields["offline"] == offline_robust.SCALES["reduced"]["offline"]
     brax = offline_robust.SCALES["brax"]  # the reduced corruption part on two brax envs, own datasets per env
-    assert len(brax["envs"]) == 2 and all(e.startswith("brax/") for e in brax["envs"]) and brax["modes"] == offline_robust.MODES
+    assert len(brax["envs"]) == 2 and all(e.startswith("brax/") for e in brax["envs"])
+    assert brax["modes"] == offline_robust.MODES
     from jaxrl.datasets.generate import GenerateConfig
 
     for env in brax["envs"]:  # each env's generation settings pass their checks

@@ -33,8 +33,13 @@ def test_grid_speed_tiny_and_files(tmp_path):
     png.unlink()
     robust.main(["--redraw", str(png.with_suffix(".npz"))])  # the PNG again, from the npz and the CSV
     assert png.stat().st_size > 100
+    for bad in (png, tmp_path / "none.npz"):  # not an npz; no such run: one line, exit 2
+        with pytest.raises(SystemExit) as e:
+            robust.main(["--redraw", str(bad)])
+        assert e.value.code == 2
     files = robust.write(rob, {}, "tiny", tmp_path / "partial", running=True)  # a long run's files while it goes
-    assert "partial" in Path(files["md"]).read_text() and np.load(Path(files["csv"]).with_suffix(".npz"))["returns"].size == 0
+    assert "partial" in Path(files["md"]).read_text()
+    assert np.load(Path(files["csv"]).with_suffix(".npz"))["returns"].size == 0
 
 
 def test_every_env_builds_every_method():
