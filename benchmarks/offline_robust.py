@@ -7,7 +7,10 @@ fine-tuning.
     python -m benchmarks.offline_robust --scale reduced   # Pendulum-v1, 5 seeds, the CI tests' budgets
     python -m benchmarks.offline_robust --scale fields    # reduced, corruption of all four fields only
     python -m benchmarks.offline_robust --scale ro2o_curve  # reduced, offline -> online only, 18 scores
+    python -m benchmarks.offline_robust --scale ro2o_warmup  # ro2o_curve, later and longer online phase
     python -m benchmarks.offline_robust --scale brax      # reduced corruption part on two brax envs
+    python -m benchmarks.offline_robust --scale brax_fields  # the brax scale, all four fields, RIQL and IQL
+    python -m benchmarks.offline_robust --scale brax_hopper_settings  # brax hopper, RIQL's official K, alpha
     python -m benchmarks.offline_robust --scale ci        # seconds-to-minutes: checks that it works
 
 - Corruption (RIQL's Tables 1-2 setting): on each env's medium-replay dataset (the brax scale:
@@ -68,7 +71,17 @@ SCALES["fields"] = {**SCALES["reduced"], "fields": FIELDS, "parts": ("corruption
 # ro2o_curve: the reduced scale's offline -> online part only, scored every 250 steps (18 chunks) to show the
 # dip, with RO2O's regularisers also kept online (the official script's first version) as a third variant
 SCALES["ro2o_curve"] = {**SCALES["reduced"], "parts": ("offline_to_online",), "files": "offline_robust_ro2o",
-                        "ro2o": SCALES["reduced"]["ro2o"] | dict(num_chunks=18), "online_regularizers_variant": True}
+                        "ro2o": SCALES["reduced"]["ro2o"] | dict(num_chunks=18),
+                        "ro2o_variants": {"ro2o (regularisers online)": dict(online_regularizers=True)}}
+# ro2o_warmup: ro2o_curve with online updates starting after 1,000 transitions (5 Pendulum episodes, not
+# 1.5) and 3,000 online steps, and RO2O and SAC-N with the official ensemble and perturbation counts
+# (N 10, n 20): is the dip the fresh buffer's first few episodes, or the small ensemble's?
+SCALES["ro2o_warmup"] = {**SCALES["ro2o_curve"], "files": "offline_robust_ro2o_warmup",
+                         "ro2o": SCALES["ro2o_curve"]["ro2o"] | dict(online_steps=3_000, learning_starts=1_000,
+                                                                     buffer_size=3_000, num_chunks=24),
+                         "ro2o_variants": {"ro2o, N 10, n 20": dict(num_critics=10, num_perturb=20),
+                                           "sac-n, N 10": dict(num_critics=10, beta_ood=0.0, beta_policy=0.0,
+                                                               q_smooth=0.0)}}
 # brax: the reduced corruption part (dynamics, both modes) on two brax envs at a CPU budget: datasets of
 # 50k transitions from our PPO agent (generate's brax preset, with as many steps per env as spread its 8
 # snapshots from random to expert) and 20k offline updates. The medium data is corrupted: at this budget
@@ -86,6 +99,18 @@ SCALES["brax"] = {**SCALES["reduced"], "envs": ("brax/inverted_pendulum", "brax/
                   "corruption_level": "medium",
                   "corruption_algos": (("riql", "riql", {}), ("iql", "iql", {}),
                                        ("riql, sigma 0.1", "riql", dict(sigma=0.1)))}
+# brax_fields: the brax scale with every field corrupted in both modes (the full scale's kinds), RIQL and
+# IQL only; its dynamics rows repeat the brax scale's
+SCALES["brax_fields"] = {**SCALES["brax"], "fields": FIELDS, "files": "offline_robust_brax_fields",
+                         "corruption_algos": SCALES["brax"]["corruption_algos"][:2]}
+# brax_hopper_settings: the brax scale's hopper with RIQL as the official per-setting configs run it: K 5
+# (the reduced scales' 3 is the CI tests' budget) at the clean-data alpha 0.25, and at alpha 0.5 (the
+# configs' hopper dynamics setting, both modes)
+SCALES["brax_hopper_settings"] = {**SCALES["brax"], "envs": ("brax/hopper",),
+                                  "files": "offline_robust_brax_hopper_settings",
+                                  "corruption_algos": (("riql, K 5", "riql", dict(num_critics=5)),
+                                                       ("riql, K 5, alpha 0.5", "riql",
+                                                        dict(num_critics=5, quantile=0.5)))}
 SCALES |= {
     "full": dict(envs=("brax/hopper", "brax/halfcheetah"), gen=dict(size=1_000_000), seeds=5, fields=FIELDS,
                  modes=MODES, rate=0.3, scale=1.0, attacker=dict(offline_updates=300_000),
@@ -171,8 +196,7 @@ def offline_to_online(env: str, data: dict, s: dict):
 
     r = s["ro2o"]
     variants = {"ro2o": {}, "sac-n (no smoothness/OOD)": dict(beta_ood=0.0, beta_policy=0.0, q_smooth=0.0)}
-    if s.get("online_regularizers_variant"):
-        variants["ro2o (regularisers online)"] = dict(online_regularizers=True)
+    variants |= s.get("ro2o_variants", {})
     variants = {name: (ro2o, ro2o.Config(**(r | kw))) for name, kw in variants.items()}
     same = {k: r[k] for k in ("hidden", "batch_size", "eval_episodes") if k in r}
     variants["iql fine-tuning"] = (iql, iql.Config(total_updates=r["offline_updates"], online_steps=r["online_steps"],

@@ -30,12 +30,22 @@ def rows():
 
 def test_report_tables_plot_and_registration(tmp_path):
     assert suites.MODULE_SUITES["offline-robust"] == ["benchmarks.offline_robust"] and "offline-robust" in suites.SUITES
-    assert set(offline_robust.SCALES) == {"ci", "reduced", "fields", "full", "ro2o_curve", "brax"}
+    assert set(offline_robust.SCALES) == {"ci", "reduced", "fields", "full", "ro2o_curve", "ro2o_warmup", "brax",
+                                          "brax_fields", "brax_hopper_settings"}
     curve = offline_robust.SCALES["ro2o_curve"]  # the reduced offline -> online part only, scored more often
     assert curve["parts"] == ("offline_to_online",) and curve["offline"] == offline_robust.SCALES["reduced"]["offline"]
+    from jaxrl.algos import ro2o
+
+    for name in ("ro2o_curve", "ro2o_warmup"):  # each RO2O variant's settings pass RO2O's checks
+        s = offline_robust.SCALES[name]
+        for kw in s["ro2o_variants"].values():
+            assert ro2o.Config(**(s["ro2o"] | kw)).online_steps == s["ro2o"]["online_steps"]
+    warm = offline_robust.SCALES["ro2o_warmup"]["ro2o"]  # later, longer online phase; same offline phase
+    assert warm["learning_starts"] > curve["ro2o"]["learning_starts"] and warm["offline_updates"] == 3_000
     fields = offline_robust.SCALES["fields"]  # the reduced corruption part over every field
     assert fields["fields"] == offline_robust.FIELDS and fields["parts"] == ("corruption",)
     assert fields["offline"] == offline_robust.SCALES["reduced"]["offline"]
+    assert offline_robust.SCALES["brax_fields"]["fields"] == offline_robust.FIELDS  # brax, every field
     brax = offline_robust.SCALES["brax"]  # the reduced corruption part on two brax envs, own datasets per env
     assert len(brax["envs"]) == 2 and all(e.startswith("brax/") for e in brax["envs"])
     assert brax["modes"] == offline_robust.MODES
@@ -43,7 +53,8 @@ def test_report_tables_plot_and_registration(tmp_path):
 
     for env in brax["envs"]:  # each env's generation settings pass their checks
         assert GenerateConfig(env=env, **brax["gen"][env]).agent_steps > 0
-    for name, algo, overrides in brax["corruption_algos"]:  # each variant's settings pass the algorithm's checks
+    variants = brax["corruption_algos"] + offline_robust.SCALES["brax_hopper_settings"]["corruption_algos"]
+    for name, algo, overrides in variants:  # each variant's settings pass the algorithm's checks
         _, cfg = offline_robust._config(algo, brax)
         assert dataclasses.replace(cfg, **overrides).total_updates == brax["offline"]["total_updates"]
     assert offline_robust.SCALES["full"]["seeds"] >= 5 and len(offline_robust.SCALES["full"]["envs"]) >= 2
