@@ -8,6 +8,7 @@ fine-tuning.
     python -m benchmarks.offline_robust --scale fields    # reduced, corruption of all four fields only
     python -m benchmarks.offline_robust --scale ro2o_curve  # reduced, offline -> online only, 18 scores
     python -m benchmarks.offline_robust --scale ro2o_warmup  # ro2o_curve, later and longer online phase
+    python -m benchmarks.offline_robust --scale ro2o_mix  # ro2o_warmup's RO2O, dataset kept online or not
     python -m benchmarks.offline_robust --scale brax      # reduced corruption part on two brax envs
     python -m benchmarks.offline_robust --scale brax_fields  # the brax scale, all four fields, RIQL and IQL
     python -m benchmarks.offline_robust --scale brax_hopper_settings  # brax hopper, RIQL's official K, alpha
@@ -99,6 +100,11 @@ SCALES["brax"] = {**SCALES["reduced"], "envs": ("brax/inverted_pendulum", "brax/
                   "corruption_level": "medium",
                   "corruption_algos": (("riql", "riql", {}), ("iql", "iql", {}),
                                        ("riql, sigma 0.1", "riql", dict(sigma=0.1)))}
+# ro2o_mix: ro2o_warmup's RO2O with the dataset kept in the online minibatches (mix_offline), beside
+# RO2O as the script runs it (the same program as ro2o_warmup's first row)
+SCALES["ro2o_mix"] = {**SCALES["ro2o_warmup"], "files": "offline_robust_ro2o_mix",
+                      "ro2o_variants": {"ro2o, dataset mixed online": dict(mix_offline=True)},
+                      "o2o_algos": ("ro2o", "ro2o, dataset mixed online")}
 # brax_fields: the brax scale with every field corrupted in both modes (the full scale's kinds), RIQL and
 # IQL only; its dynamics rows repeat the brax scale's
 SCALES["brax_fields"] = {**SCALES["brax"], "fields": FIELDS, "files": "offline_robust_brax_fields",
@@ -202,6 +208,8 @@ def offline_to_online(env: str, data: dict, s: dict):
     variants["iql fine-tuning"] = (iql, iql.Config(total_updates=r["offline_updates"], online_steps=r["online_steps"],
                                                    num_chunks=r["num_chunks"], actor_lr_decay=False, **same))
     for name, (mod, cfg) in variants.items():
+        if name not in s.get("o2o_algos", variants):
+            continue
         t0 = time.perf_counter()
         _, m = mod.train_sweep(cfg, [data["medium"]], s["seeds"])
         score, steps = np.asarray(m["normalized_score"])[0], np.asarray(m["online_steps"])[0, 0]  # waits for it

@@ -57,7 +57,7 @@ from flax.training.train_state import TrainState
 import envs
 from jaxrl.core import config as C
 from jaxrl.core import offline
-from jaxrl.core.buffer import Buffer, buffer_init, buffer_sample
+from jaxrl.core.buffer import Buffer, buffer_init
 from jaxrl.core.nets import MLP
 from jaxrl.core.offline import Batch, OfflineData
 from jaxrl.core.train import Trainer
@@ -148,18 +148,6 @@ def expectile_loss(diff, expectile: float):
 def advantage_weights(adv, temperature: float, max_weight: float = 100.0):
     """min(exp(beta * A), max_weight), without gradient (AWR's weights)."""
     return jax.lax.stop_gradient(jnp.minimum(jnp.exp(temperature * adv), max_weight))
-
-
-def sample_with_online(data: OfflineData, buf: Buffer, key, batch_size: int) -> Batch:
-    """A minibatch drawn uniformly with replacement from the dataset and the online buffer together:
-    each row is the online buffer's with probability size / (n_dataset + size), else the dataset's
-    (the dataset's rows are those of offline.sample(data, key), so with an empty buffer this is it)."""
-    k_online, k_pick = jax.random.split(jax.random.fold_in(key, 1))
-    from_data, from_online = offline.sample(data, key, batch_size), buffer_sample(buf, k_online, batch_size)
-    n = data.rewards.shape[0]
-    online = jax.random.uniform(k_pick, (batch_size,)) * (n + buf.size) >= n
-    pick = lambda o, d: jnp.where(online.reshape((-1,) + (1,) * (d.ndim - 1)), o, d)
-    return jax.tree.map(pick, from_online, from_data)
 
 
 def gaussian_log_prob(mean, log_std, action):
@@ -306,7 +294,7 @@ def make_learner(config: Config, spec: envs.EnvSpec) -> offline.Learner:
         if not config.online_steps:
             return update_step(carry, offline.sample(data, key, config.batch_size))
         carry, ret = env_step(carry, jax.random.fold_in(key, 2), data, carry.updates >= config.total_updates)
-        carry, m = update_step(carry, sample_with_online(data, carry.online.buffer, key, config.batch_size))
+        carry, m = update_step(carry, offline.sample_with_online(data, carry.online.buffer, key, config.batch_size))
         return carry, m | {"online_return": ret}
 
     def update(carry: Carry, data: OfflineData):

@@ -23,7 +23,9 @@ minibatch of a fresh FIFO buffer (offline data not mixed in), as the official fi
 Online, that script's current version (May 2024) trains with
 the plain SAC-N losses: it computes the three regularisers for logging only (its first version,
 Sep 2023, kept them in the losses); `online_regularizers=True` keeps them, with lambda fixed at
-lambda_min (its README's fine-tuning setting). Time limits are stored as non-terminal.
+lambda_min (its README's fine-tuning setting). `mix_offline=True` draws the online minibatches from
+the dataset and the online buffer together (the script's commented-out option). Time limits are
+stored as non-terminal.
 
 Defaults: the official MuJoCo settings (N 10, 3x256 ReLU MLPs, Adam 3e-4, batch 256, gamma 0.99,
 Polyak 0.005, beta_P 1, beta_ood 0.1, eps 0.01, n 20, lambda 1 -> 0.1 by 5e-7 per update, eta 1e-4,
@@ -120,6 +122,10 @@ class Config:
     online_regularizers: bool = False
     """keep the Q smoothness, OOD and policy smoothness terms in the online losses (False: online
     updates are plain SAC-N, as the official fine-tuning script, which only logs the terms)"""
+    mix_offline: bool = False
+    """online minibatches drawn from the dataset and the online buffer together, uniformly (the
+    official fine-tuning script's commented-out option, IQL fine-tuning's rule); False: the online
+    buffer only, as the script runs"""
     hidden: tuple[int, ...] = (256, 256, 256)
     """hidden sizes of the actor and critics"""
     # --- evaluation
@@ -300,7 +306,9 @@ def make_learner(config: Config, spec: envs.EnvSpec) -> offline.Learner:
             venv, env_params, spec, data, carry.env_state, carry.obs, carry.buffer, act, (k_act, k_env), online)
         carry = carry._replace(env_state=env_state, obs=obs, buffer=buffer)
         # one update, on the dataset offline and on the online buffer once it holds learning_starts
-        b_off, b_on = offline.sample(data, k_off, config.batch_size), buffer_sample(buffer, k_on, config.batch_size)
+        b_off = offline.sample(data, k_off, config.batch_size)
+        b_on = (offline.sample_with_online(data, buffer, k_on, config.batch_size) if config.mix_offline
+                else buffer_sample(buffer, k_on, config.batch_size))
         b = jax.tree.map(lambda x, y: jnp.where(online, y, x), b_off, b_on)
         lam = jnp.where(online, config.ood_lambda_min, ood_lambda(config, carry.updates))
         reg = jnp.where(online, float(config.online_regularizers), 1.0)

@@ -22,7 +22,7 @@ import numpy as np
 
 import envs
 from envs.datasets import Dataset, DatasetError, load
-from jaxrl.core.buffer import buffer_add_if
+from jaxrl.core.buffer import Buffer, buffer_add_if, buffer_sample
 from jaxrl.core.evaluate import evaluate
 from jaxrl.core.run import seed_keys
 from jaxrl.core.train import Trainer
@@ -120,6 +120,19 @@ def sample(data: OfflineData, key, batch_size: int) -> Batch:
     idx = jax.random.randint(key, (batch_size,), 0, data.rewards.shape[0])
     return Batch(data.observations[idx], data.actions[idx], data.rewards[idx], data.next_observations[idx],
                  data.terminals[idx])
+
+
+def sample_with_online(data: OfflineData, buf: Buffer, key, batch_size: int) -> Batch:
+    """A minibatch drawn uniformly with replacement from the dataset and the online buffer together:
+    each row is the online buffer's with probability size / (n_dataset + size), else the dataset's
+    (the dataset's rows are those of sample(data, key), so with an empty buffer this is it). IQL's
+    fine-tuning and RO2O's `mix_offline`."""
+    k_online, k_pick = jax.random.split(jax.random.fold_in(key, 1))
+    from_data, from_online = sample(data, key, batch_size), buffer_sample(buf, k_online, batch_size)
+    n = data.rewards.shape[0]
+    online = jax.random.uniform(k_pick, (batch_size,)) * (n + buf.size) >= n
+    pick = lambda o, d: jnp.where(online.reshape((-1,) + (1,) * (d.ndim - 1)), o, d)
+    return jax.tree.map(pick, from_online, from_data)
 
 
 def env_action(spec: envs.EnvSpec, action):

@@ -1,6 +1,7 @@
 """RO2O: the smoothness penalty, the Gaussian KL and the lambda schedule against hand values,
 config errors before compiling, and a run through both phases on the small generated Pendulum
 medium dataset (offline pre-training then online fine-tuning in the env, one program)."""
+import dataclasses
 import math
 
 import jax.numpy as jnp
@@ -95,3 +96,24 @@ def test_online_regularizers_switch():
     jax.tree.map(np.testing.assert_array_equal, params(), plain)
     kept = jax.tree.leaves(params(online_regularizers=True))
     assert any(not np.array_equal(a, b) for a, b in zip(kept, jax.tree.leaves(plain)))
+
+
+def test_mix_offline_draws_online_minibatches_from_the_dataset_too():
+    """Online only, as above, on two datasets that differ only in their rewards (same observations,
+    so the same normalisation): with the default (online buffer only) the networks end equal, the
+    dataset unused online; with `mix_offline` its rows enter the online minibatches and they differ."""
+    import jax
+
+    tiny = dict(offline_updates=0, online_steps=8, learning_starts=3, buffer_size=8, num_chunks=1, hidden=(8,),
+                num_critics=2, num_perturb=2, batch_size=4, eval_episodes=0)
+    a = _random_pendulum()
+    b = dataclasses.replace(a, rewards=a.rewards - 100.0)
+
+    def params(**kw):  # one program over both datasets, the same seed key for each
+        carry, _ = ro2o.train_sweep(ro2o.Config(**tiny, **kw), [a, b], 1)
+        return [np.asarray(x) for x in jax.tree.leaves(carry.critic.params)]  # [dataset, seed, ...] each
+
+    assert ro2o.Config().mix_offline is False
+    for x in params():
+        np.testing.assert_array_equal(x[0], x[1])
+    assert any(not np.array_equal(x[0], x[1]) for x in params(mix_offline=True))
