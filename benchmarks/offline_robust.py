@@ -306,7 +306,7 @@ def _corruption_panel(ax, cor: list[dict]) -> None:
     ax.legend()
 
 
-def _o2o_panel(ax, o2o: list[dict]) -> None:
+def _o2o_panel(ax, o2o: list[dict], learning_starts: int | None = None) -> None:
     for a in dict.fromkeys(r["algo"] for r in o2o):
         rs = [r for r in o2o if r["algo"] == a]
         x = [r["chunk"] for r in rs]
@@ -316,7 +316,12 @@ def _o2o_panel(ax, o2o: list[dict]) -> None:
     first_online = min((r["chunk"] for r in o2o if r["phase"] == "online"), default=None)
     if first_online is not None:
         ax.axvline(first_online - 0.5, color="gray", ls="--", lw=1)
-    ax.set_xlabel("chunk (dashed: online from here)")
+    label = "chunk (dashed: online from here)"
+    learning = min((r["chunk"] for r in o2o if r["online_steps"] > (learning_starts or 0)), default=None)
+    if learning_starts and learning is not None:  # RO2O's first online updates fall in this chunk
+        ax.axvline(learning - 0.5, color="gray", ls=":", lw=1)
+        label = f"chunk (dashed: online from here; dotted: RO2O updates from {learning_starts} steps)"
+    ax.set_xlabel(label)
     ax.set_ylabel("normalised score")
     ax.set_title(f"offline -> online ({o2o[0]['env']})")
     ax.legend()
@@ -329,8 +334,9 @@ def _panels(rows: list[dict]) -> list[tuple]:
             if (rs := [r for r in rows if r["env"] == env and r["benchmark"] == part])]
 
 
-def plot(rows: list[dict], path: str) -> None:
-    """One panel per env and part present (`_panels`)."""
+def plot(rows: list[dict], path: str, learning_starts: int | None = None) -> None:
+    """One panel per env and part present (`_panels`); `learning_starts` (RO2O's) is marked on the
+    offline -> online curves."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -339,7 +345,7 @@ def plot(rows: list[dict], path: str) -> None:
     panels = _panels(rows)
     fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(6 * max(len(panels), 1), 4), squeeze=False)
     for ax, (draw, part) in zip(axes[0], panels):
-        draw(ax, part)
+        draw(ax, part, learning_starts) if draw is _o2o_panel else draw(ax, part)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -349,7 +355,7 @@ def write(rows: list[dict], scale: str, out_dir: Path) -> dict:
     stem = result_stem(out_dir, SCALES[scale].get("files", "offline_robust"))  # a scale may name its own files
     write_csv(rows, f"{stem}.csv")
     Path(f"{stem}.md").write_text(to_markdown(rows, scale))
-    plot(rows, f"{stem}.png")
+    plot(rows, f"{stem}.png", SCALES[scale]["ro2o"].get("learning_starts"))
     return {"csv": f"{stem}.csv", "md": f"{stem}.md", "png": f"{stem}.png"}
 
 

@@ -79,3 +79,20 @@ def test_each_env_gets_its_own_panels():
     assert [(draw.__name__, {r["env"] for r in rs}) for draw, rs in panels] == [
         ("_corruption_panel", {"Pendulum-v1"}), ("_o2o_panel", {"Pendulum-v1"}), ("_corruption_panel", {"brax/hopper"})]
     assert len(panels[2][1]) == 6
+
+
+def test_o2o_panel_marks_where_ro2o_starts_updating():
+    """Dashed line before the first online chunk; dotted line before the first chunk with more online
+    steps than `learning_starts` (online steps 0 / 100 / 200, learning_starts 150: chunk 2)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    o2o = [r for r in rows() if r["benchmark"] == "offline_to_online"]
+    fig, ax = plt.subplots()
+    offline_robust._o2o_panel(ax, o2o, learning_starts=150)
+    vlines = {ln.get_linestyle(): ln.get_xdata()[0] for ln in ax.lines if ln.get_xdata()[0] == ln.get_xdata()[1]}
+    assert vlines == {"--": 0.5, ":": 1.5}
+    assert "updates from 150 steps" in ax.get_xlabel()
+    plt.close(fig)
