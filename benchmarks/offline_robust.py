@@ -100,11 +100,13 @@ SCALES["brax"] = {**SCALES["reduced"], "envs": ("brax/inverted_pendulum", "brax/
                   "corruption_level": "medium",
                   "corruption_algos": (("riql", "riql", {}), ("iql", "iql", {}),
                                        ("riql, sigma 0.1", "riql", dict(sigma=0.1)))}
-# ro2o_mix: ro2o_warmup's RO2O with the dataset kept in the online minibatches (mix_offline), beside
-# RO2O as the script runs it (the same program as ro2o_warmup's first row)
+# ro2o_mix: ro2o_warmup's RO2O and SAC-N with the dataset kept in the online minibatches (mix_offline),
+# beside RO2O as the script runs it (the same program as ro2o_warmup's first row)
 SCALES["ro2o_mix"] = {**SCALES["ro2o_warmup"], "files": "offline_robust_ro2o_mix",
-                      "ro2o_variants": {"ro2o, dataset mixed online": dict(mix_offline=True)},
-                      "o2o_algos": ("ro2o", "ro2o, dataset mixed online")}
+                      "ro2o_variants": {"ro2o, dataset mixed online": dict(mix_offline=True),
+                                        "sac-n, dataset mixed online": dict(mix_offline=True, beta_ood=0.0,
+                                                                            beta_policy=0.0, q_smooth=0.0)},
+                      "o2o_algos": ("ro2o", "ro2o, dataset mixed online", "sac-n, dataset mixed online")}
 # brax_fields: the brax scale with every field corrupted in both modes (the full scale's kinds), RIQL and
 # IQL only; its dynamics rows repeat the brax scale's
 SCALES["brax_fields"] = {**SCALES["brax"], "fields": FIELDS, "files": "offline_robust_brax_fields",
