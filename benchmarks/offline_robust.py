@@ -12,6 +12,7 @@ fine-tuning.
     python -m benchmarks.offline_robust --scale brax      # reduced corruption part on two brax envs
     python -m benchmarks.offline_robust --scale brax_fields  # the brax scale, all four fields, RIQL and IQL
     python -m benchmarks.offline_robust --scale brax_hopper_settings  # brax hopper, RIQL's official K, alpha
+    python -m benchmarks.offline_robust --scale brax_hopper_actor  # brax hopper, RIQL's Gaussian actor
     python -m benchmarks.offline_robust --scale ci        # seconds-to-minutes: checks that it works
 
 - Corruption (RIQL's Tables 1-2 setting): on each env's medium-replay dataset (the brax scale:
@@ -113,12 +114,18 @@ SCALES["brax_fields"] = {**SCALES["brax"], "fields": FIELDS, "files": "offline_r
                          "corruption_algos": SCALES["brax"]["corruption_algos"][:2]}
 # brax_hopper_settings: the brax scale's hopper with RIQL as the official per-setting configs run it: K 5
 # (the reduced scales' 3 is the CI tests' budget) at the clean-data alpha 0.25, and at alpha 0.5 (the
-# configs' hopper dynamics setting, both modes)
+# configs' hopper dynamics setting, both modes); and with IQL's reward scaling (RIQL's code scales none)
 SCALES["brax_hopper_settings"] = {**SCALES["brax"], "envs": ("brax/hopper",),
                                   "files": "offline_robust_brax_hopper_settings",
-                                  "corruption_algos": (("riql, K 5", "riql", dict(num_critics=5)),
+                                  "corruption_algos": (("riql, K 5, IQL's reward scaling", "riql",
+                                                        dict(num_critics=5, reward_norm="returns")),
+                                                       ("riql, K 5", "riql", dict(num_critics=5)),
                                                        ("riql, K 5, alpha 0.5", "riql",
                                                         dict(num_critics=5, quantile=0.5)))}
+# brax_hopper_actor: brax_hopper_settings' RIQL (K 5) with the official code's Gaussian actor option
+SCALES["brax_hopper_actor"] = {**SCALES["brax_hopper_settings"], "files": "offline_robust_brax_hopper_actor",
+                               "corruption_algos": (("riql, K 5, Gaussian actor", "riql",
+                                                     dict(num_critics=5, gaussian_actor=True)),)}
 SCALES |= {
     "full": dict(envs=("brax/hopper", "brax/halfcheetah"), gen=dict(size=1_000_000), seeds=5, fields=FIELDS,
                  modes=MODES, rate=0.3, scale=1.0, attacker=dict(offline_updates=300_000),

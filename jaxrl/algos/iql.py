@@ -58,7 +58,7 @@ import envs
 from jaxrl.core import config as C
 from jaxrl.core import offline
 from jaxrl.core.buffer import Buffer, buffer_init
-from jaxrl.core.nets import MLP
+from jaxrl.core.nets import MLP, GaussianActor, gaussian_log_prob
 from jaxrl.core.offline import Batch, OfflineData
 from jaxrl.core.train import Trainer
 
@@ -150,12 +150,6 @@ def advantage_weights(adv, temperature: float, max_weight: float = 100.0):
     return jax.lax.stop_gradient(jnp.minimum(jnp.exp(temperature * adv), max_weight))
 
 
-def gaussian_log_prob(mean, log_std, action):
-    """log N(action; mean, diag(exp(log_std)^2)), summed over action dimensions."""
-    z = (action - mean) * jnp.exp(-log_std)
-    return jnp.sum(-0.5 * z**2 - log_std - 0.5 * jnp.log(2.0 * jnp.pi), -1)
-
-
 # ----------------------------------------------------------------------------- networks
 
 TORCH_INIT = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")  # U(+-1/sqrt(fan_in))
@@ -182,19 +176,6 @@ class ValueNet(nn.Module):
         return MLP(self.hidden, 1, "relu", kernel_init=TORCH_INIT)(obs)[..., 0]
 
 
-class GaussianActor(nn.Module):
-    """mean = tanh(MLP(s)), state-independent log-std clipped to [-5, 2]."""
-
-    action_dim: int
-    hidden: tuple[int, ...]
-
-    @nn.compact
-    def __call__(self, obs):
-        mean = jnp.tanh(MLP(self.hidden, self.action_dim, "relu", kernel_init=TORCH_INIT)(obs))
-        log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
-        return mean, jnp.clip(log_std, -5.0, 2.0)
-
-
 # ----------------------------------------------------------------------------- training
 
 
@@ -218,7 +199,7 @@ class Carry(NamedTuple):
 
 def make_learner(config: Config, spec: envs.EnvSpec) -> offline.Learner:
     """IQL as pure functions of the dataset (see `jaxrl.core.offline`)."""
-    actor_net, critic_net, value_net = GaussianActor(spec.action_dim, tuple(config.hidden)), \
+    actor_net, critic_net, value_net = GaussianActor(spec.action_dim, tuple(config.hidden), TORCH_INIT), \
         DoubleCritic(tuple(config.hidden)), ValueNet(tuple(config.hidden))
     steps = config.updates_per_chunk * config.num_chunks
     actor_lr = optax.cosine_decay_schedule(config.actor_lr, steps) if config.actor_lr_decay else config.actor_lr
@@ -330,7 +311,7 @@ def make_policy(config: Config, carry: Carry, dataset=None, deterministic: bool 
     """`act(obs, key) -> env action` for one raw observation, from a single-seed carry."""
     ds, spec = offline.resolve_dataset(config, dataset)
     data = offline.device_data(ds, spec, normalize_obs=config.normalize_obs, reward_norm="none")
-    net = GaussianActor(spec.action_dim, tuple(config.hidden))
+    net = GaussianActor(spec.action_dim, tuple(config.hidden), TORCH_INIT)
 
     def act(obs, key):
         mean, log_std = net.apply(carry.actor.params, (obs - data.obs_mean) / data.obs_std)

@@ -19,7 +19,8 @@ extraction) and adds three pieces against corrupted data (Sections 4.1-4.3 of th
 
 One update, in the official code's order: v_next = V(s') and the advantage use V *before* this
 step's V update; V step; Q step; Polyak update of the target ensemble; actor step. The actor is
-deterministic (tanh, the official default); its learning rate is cosine-decayed over the run.
+deterministic (tanh, the official default; `gaussian_actor` is the code's Gaussian option, trained
+by advantage-weighted log-likelihood as IQL's); its learning rate is cosine-decayed over the run.
 Defaults: the official clean-data settings (sigma 1, alpha 0.25, K 5, tau 0.7, beta 3, Adam 3e-4,
 batch 256, 2x256 ReLU MLPs, Polyak 0.005, gamma 0.99); the official run is 3M updates.
 
@@ -47,7 +48,7 @@ from flax.training.train_state import TrainState
 import envs
 from jaxrl.core import config as C
 from jaxrl.core import offline
-from jaxrl.core.nets import MLP, QEnsemble
+from jaxrl.core.nets import MLP, GaussianActor, QEnsemble, gaussian_log_prob
 from jaxrl.core.offline import OfflineData
 from jaxrl.core.train import Trainer
 
@@ -98,6 +99,9 @@ class Config:
     """Huber threshold b = 1 / sigma^2 (sigma 0.1: ~MSE, sigma 3: ~L1)"""
     target_clip: tuple[float, float] = (-100.0, 1000.0)
     """bounds of the Q target"""
+    gaussian_actor: bool = False
+    """the official code's Gaussian option (`iql_deterministic=False`): tanh mean, state-independent
+    log-std in [-5, 2], loss -weights * log pi(a|s), evaluated at its mean; False: deterministic"""
     hidden: tuple[int, ...] = (256, 256)
     """hidden sizes of the actor, Q and V MLPs"""
     # --- evaluation
@@ -181,6 +185,17 @@ class DeterministicActor(nn.Module):
 # ----------------------------------------------------------------------------- training
 
 
+def actor_network(config: Config, spec: envs.EnvSpec) -> nn.Module:
+    if config.gaussian_actor:
+        return GaussianActor(spec.action_dim, tuple(config.hidden), TORCH_INIT)
+    return DeterministicActor(spec.action_dim, tuple(config.hidden))
+
+
+def acting_mean(config: Config, out):
+    """The action the policy takes at evaluation: the Gaussian's mean, or the deterministic output."""
+    return out[0] if config.gaussian_actor else out
+
+
 class Carry(NamedTuple):
     actor: TrainState
     critic: TrainState
@@ -193,7 +208,7 @@ class Carry(NamedTuple):
 def make_learner(config: Config, spec: envs.EnvSpec) -> offline.Learner:
     """RIQL as pure functions of the dataset (see `jaxrl.core.offline`)."""
     hidden = tuple(config.hidden)
-    actor_net, value_net = DeterministicActor(spec.action_dim, hidden), ValueNet(hidden)
+    actor_net, value_net = actor_network(config, spec), ValueNet(hidden)
     critic_net = QEnsemble(hidden, config.num_critics, "relu", kernel_init=TORCH_INIT)
     actor_lr = optax.cosine_decay_schedule(config.actor_lr, config.updates_per_chunk * config.num_chunks)
     evaluate = offline.make_evaluate(spec, config.eval_episodes)
@@ -236,6 +251,9 @@ def make_learner(config: Config, spec: envs.EnvSpec) -> offline.Learner:
         weights = advantage_weights(adv, config.temperature, config.max_weight)
 
         def actor_loss(params):
+            if config.gaussian_actor:
+                mean, log_std = actor_net.apply(params, b.obs)
+                return -jnp.mean(weights * gaussian_log_prob(mean, log_std, b.action))
             return jnp.mean(weights * jnp.sum((actor_net.apply(params, b.obs) - b.action) ** 2, -1))
 
         a_loss, grads = jax.value_and_grad(actor_loss)(carry.actor.params)
@@ -248,7 +266,7 @@ def make_learner(config: Config, spec: envs.EnvSpec) -> offline.Learner:
         key, k_steps, k_eval = jax.random.split(carry.key, 3)
         carry, m = jax.lax.scan(lambda c, k: update_step(c, k, data), carry._replace(key=key),
                                 jax.random.split(k_steps, config.updates_per_chunk))
-        policy = lambda obs: actor_net.apply(carry.actor.params, obs)
+        policy = lambda obs: acting_mean(config, actor_net.apply(carry.actor.params, obs))
         metrics = {k: v.mean() for k, v in m.items()} | evaluate(policy, k_eval, data)
         return carry, metrics | {"updates": carry.updates}
 
@@ -290,8 +308,9 @@ def make_policy(config: Config, carry: Carry, dataset=None, deterministic: bool 
     """`act(obs, key) -> env action` for one raw observation, from a single-seed carry."""
     ds, spec = offline.resolve_dataset(config, dataset)
     data = riql_data(ds, spec, config)
-    net = DeterministicActor(spec.action_dim, tuple(config.hidden))
-    return lambda obs, key: offline.env_action(spec, net.apply(carry.actor.params, (obs - data.obs_mean) / data.obs_std))
+    net = actor_network(config, spec)
+    return lambda obs, key: offline.env_action(
+        spec, acting_mean(config, net.apply(carry.actor.params, (obs - data.obs_mean) / data.obs_std)))
 
 
 def main(argv=None):

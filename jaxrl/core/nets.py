@@ -6,7 +6,8 @@ Initialisers:
   W ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), then zero exactly ceil(sparsity * fan_in) randomly chosen
   incoming weights of every output unit. For conv kernels fan_in = kh * kw * c_in.
 `QEnsemble`: `num` independent Q(s, a) MLPs evaluated as one batched network (the clipped double
-Q of TD3 and SAC is `num = 2`).
+Q of TD3 and SAC is `num = 2`). `GaussianActor` and `gaussian_log_prob`: the advantage-weighted
+Gaussian policy of IQL (and RIQL's Gaussian option).
 LayerNorm comes in two flavours: Flax's affine one (`layer_norm="affine"`) and the parameter-free
 one of stream-x (`layer_norm="plain"`: no scale, no shift, eps 1e-5, over all features of a sample).
 """
@@ -145,3 +146,23 @@ class QEnsemble(nn.Module):
         )
         q = critics(tuple(self.hidden), 1, self.activation, self.layer_norm, self.kernel_init)(x)
         return q[..., 0]
+
+
+class GaussianActor(nn.Module):
+    """mean = tanh(MLP(s)), a state-independent log-std clipped to [-5, 2] (CORL's IQL policy)."""
+
+    action_dim: int
+    hidden: tuple[int, ...]
+    kernel_init: Callable = nn.initializers.lecun_normal()
+
+    @nn.compact
+    def __call__(self, obs):
+        mean = jnp.tanh(MLP(self.hidden, self.action_dim, "relu", kernel_init=self.kernel_init)(obs))
+        log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
+        return mean, jnp.clip(log_std, -5.0, 2.0)
+
+
+def gaussian_log_prob(mean, log_std, action):
+    """log N(action; mean, diag(exp(log_std)^2)), summed over action dimensions."""
+    z = (action - mean) * jnp.exp(-log_std)
+    return jnp.sum(-0.5 * z**2 - log_std - 0.5 * jnp.log(2.0 * jnp.pi), -1)

@@ -61,3 +61,21 @@ def test_learns_medium_clean_and_corrupted():
     print(f"RIQL medium clean / corrupted dynamics: {final} (behaviour {behaviour:.1f})")
     assert np.isfinite(np.asarray(m["critic_loss"])).all()
     assert (final.mean(1) >= max(25.0, behaviour - 15.0)).all()
+
+
+def test_gaussian_actor_option():
+    """The official Gaussian option: the actor outputs (mean, log-std), acts at its mean, and 200
+    updates of the weighted log-likelihood move the log-std off its initial 0 (the deterministic
+    actor has no log-std); both variants' losses stay finite."""
+    _, data = pendulum()
+    ds = data["medium"]
+    tiny = dict(total_updates=200, num_chunks=1, hidden=(16,), num_critics=2, batch_size=64, eval_episodes=0)
+    cfg = riql.Config(**tiny, gaussian_actor=True)
+    assert riql.Config().gaussian_actor is False
+    assert riql.acting_mean(cfg, ("mean", "log_std")) == "mean"
+    assert riql.acting_mean(riql.Config(), "action") == "action"
+    carry, m = riql.train_sweep(cfg, [ds], num_seeds=1)
+    log_std = np.asarray(carry.actor.params["params"]["log_std"])
+    assert np.isfinite(np.asarray(m["actor_loss"])).all() and np.abs(log_std).min() > 0.01, log_std
+    carry, m = riql.train_sweep(riql.Config(**tiny), [ds], num_seeds=1)
+    assert "log_std" not in carry.actor.params["params"] and np.isfinite(np.asarray(m["actor_loss"])).all()

@@ -31,7 +31,8 @@ def rows():
 def test_report_tables_plot_and_registration(tmp_path):
     assert suites.MODULE_SUITES["offline-robust"] == ["benchmarks.offline_robust"] and "offline-robust" in suites.SUITES
     assert set(offline_robust.SCALES) == {"ci", "reduced", "fields", "full", "ro2o_curve", "ro2o_warmup", "ro2o_mix",
-                                          "brax", "brax_fields", "brax_hopper_settings"}
+                                          "brax", "brax_fields", "brax_hopper_settings",
+                                          "brax_hopper_actor"}
     curve = offline_robust.SCALES["ro2o_curve"]  # the reduced offline -> online part only, scored more often
     assert curve["parts"] == ("offline_to_online",) and curve["offline"] == offline_robust.SCALES["reduced"]["offline"]
     from jaxrl.algos import ro2o
@@ -53,7 +54,8 @@ def test_report_tables_plot_and_registration(tmp_path):
 
     for env in brax["envs"]:  # each env's generation settings pass their checks
         assert GenerateConfig(env=env, **brax["gen"][env]).agent_steps > 0
-    variants = brax["corruption_algos"] + offline_robust.SCALES["brax_hopper_settings"]["corruption_algos"]
+    variants = brax["corruption_algos"] + sum((offline_robust.SCALES[k]["corruption_algos"]
+                                               for k in ("brax_hopper_settings", "brax_hopper_actor")), ())
     for name, algo, overrides in variants:  # each variant's settings pass the algorithm's checks
         _, cfg = offline_robust._config(algo, brax)
         assert dataclasses.replace(cfg, **overrides).total_updates == brax["offline"]["total_updates"]

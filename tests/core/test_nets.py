@@ -49,3 +49,23 @@ def test_sparse_init_patterns_differ_between_units():
 def test_sparse_init_bad_sparsity(sparsity):
     with pytest.raises(ValueError, match="sparsity"):
         sparse_init(sparsity)
+
+
+def test_gaussian_log_prob_hand_value():
+    from jaxrl.core.nets import gaussian_log_prob
+
+    lp = gaussian_log_prob(jnp.zeros(2), jnp.array([0.0, math.log(2.0)]), jnp.array([1.0, 2.0]))
+    hand = (-0.5 - 0.5 * math.log(2 * math.pi)) + (-0.5 - math.log(2.0) - 0.5 * math.log(2 * math.pi))
+    assert float(lp) == pytest.approx(hand, rel=1e-6)
+
+
+def test_gaussian_actor_mean_in_bounds_and_log_std_clipped():
+    from jaxrl.core.nets import GaussianActor
+
+    net = GaussianActor(2, (8,))
+    params = net.init(jax.random.key(0), jnp.zeros((1, 3)))
+    params = jax.tree_util.tree_map_with_path(  # push the log-std past its upper bound
+        lambda path, x: jnp.full_like(x, 7.0) if "log_std" in str(path) else x * 100.0, params)
+    mean, log_std = net.apply(params, jnp.ones((4, 3)) * 10.0)
+    assert mean.shape == (4, 2) and bool(jnp.all(jnp.abs(mean) <= 1.0))
+    np.testing.assert_array_equal(log_std, [2.0, 2.0])
