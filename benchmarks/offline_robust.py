@@ -333,8 +333,10 @@ def _o2o_panel(ax, o2o: list[dict], learning_starts: int | None = None) -> None:
     if first_online is not None:
         ax.axvline(first_online - 0.5, color="gray", ls="--", lw=1)
     label = "chunk (dashed: online from here)"
-    learning = min((r["chunk"] for r in o2o if r["online_steps"] > (learning_starts or 0)), default=None)
-    if learning_starts and learning is not None:  # RO2O's first online updates fall in this chunk
+    # RO2O's first online updates fall in the first chunk with more online steps than learning_starts
+    learning = min((r["chunk"] for r in o2o if r["online_steps"] > learning_starts), default=None) \
+        if learning_starts else None
+    if learning is not None:
         ax.axvline(learning - 0.5, color="gray", ls=":", lw=1)
         label = f"chunk (dashed: online from here; dotted: RO2O updates from {learning_starts} steps)"
     ax.set_xlabel(label)
