@@ -44,7 +44,7 @@ from flax.training.train_state import TrainState
 import envs
 from jaxrl.core import config as C
 from jaxrl.core import offline
-from jaxrl.core.nets import MLP, QEnsemble
+from jaxrl.core.nets import MLP, QEnsemble, TORCH_INIT
 from jaxrl.core.offline import OfflineData
 from jaxrl.core.train import Trainer
 
@@ -143,8 +143,6 @@ def vae_loss(recon, action, mean, log_std, good, vae_weight: float):
 
 
 # ----------------------------------------------------------------------------- networks
-
-TORCH_INIT = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")  # U(+-1/sqrt(fan_in))
 
 
 class DeterministicActor(nn.Module):

@@ -43,7 +43,7 @@ from flax.training.train_state import TrainState
 import envs
 from jaxrl.core import config as C
 from jaxrl.core import offline
-from jaxrl.core.nets import MLP
+from jaxrl.core.nets import MLP, TORCH_INIT
 from jaxrl.core.offline import OfflineData
 from jaxrl.core.train import Trainer
 
@@ -129,8 +129,6 @@ def tanh_gaussian_sample(mean, log_std, key):
 
 
 # ----------------------------------------------------------------------------- networks
-
-TORCH_INIT = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")  # U(+-1/sqrt(fan_in))
 
 
 class DoubleCritic(nn.Module):

@@ -58,7 +58,7 @@ import envs
 from jaxrl.core import config as C
 from jaxrl.core import offline
 from jaxrl.core.buffer import Buffer, buffer_init
-from jaxrl.core.nets import MLP, GaussianActor, gaussian_log_prob
+from jaxrl.core.nets import MLP, GaussianActor, gaussian_log_prob, TORCH_INIT
 from jaxrl.core.offline import Batch, OfflineData
 from jaxrl.core.train import Trainer
 
@@ -151,8 +151,6 @@ def advantage_weights(adv, temperature: float, max_weight: float = 100.0):
 
 
 # ----------------------------------------------------------------------------- networks
-
-TORCH_INIT = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")  # U(+-1/sqrt(fan_in))
 
 
 class DoubleCritic(nn.Module):

@@ -48,7 +48,7 @@ from flax.training.train_state import TrainState
 import envs
 from jaxrl.core import config as C
 from jaxrl.core import offline
-from jaxrl.core.nets import MLP, GaussianActor, QEnsemble, gaussian_log_prob
+from jaxrl.core.nets import MLP, GaussianActor, QEnsemble, gaussian_log_prob, TORCH_INIT
 from jaxrl.core.offline import OfflineData
 from jaxrl.core.train import Trainer
 
@@ -159,8 +159,6 @@ def advantage_weights(adv, temperature: float, max_weight: float = 100.0):
 
 
 # ----------------------------------------------------------------------------- networks
-
-TORCH_INIT = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")  # U(+-1/sqrt(fan_in))
 
 
 class ValueNet(nn.Module):

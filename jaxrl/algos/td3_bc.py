@@ -37,7 +37,7 @@ from flax.training.train_state import TrainState
 import envs
 from jaxrl.core import config as C
 from jaxrl.core import offline
-from jaxrl.core.nets import MLP
+from jaxrl.core.nets import MLP, TORCH_INIT
 from jaxrl.core.offline import OfflineData
 from jaxrl.core.train import Trainer
 
@@ -125,8 +125,6 @@ def target_action(next_pi, noise, noise_clip: float):
 
 
 # ----------------------------------------------------------------------------- networks
-
-TORCH_INIT = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")  # U(+-1/sqrt(fan_in))
 
 
 class DoubleCritic(nn.Module):

@@ -42,6 +42,11 @@ def orthogonal(scale: float = math.sqrt(2.0)):
     return nn.initializers.orthogonal(scale)
 
 
+# torch.nn.Linear's default kernel initialiser, U(±1/sqrt(fan_in)): the offline algorithms train with
+# it because their official (CORL-based, PyTorch) code does.
+TORCH_INIT = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+
 def sparse_init(sparsity: float = 0.9):
     """Kernel initialiser of stream-x: uniform in ±1/sqrt(fan_in), with a fixed fraction of zeros
     in every output unit's incoming weights. Works for Dense (in, out) and Conv (..., in, out)."""

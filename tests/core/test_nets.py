@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrl.core.nets import CNN, MLP, sparse_init
+from jaxrl.core.nets import CNN, MLP, TORCH_INIT, sparse_init
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -43,6 +43,15 @@ def test_sparse_init_patterns_differ_between_units():
     kernel = sparse_init(0.5)(jax.random.PRNGKey(2), (40, 8))
     masks = np.asarray(kernel) == 0
     assert len({m.tobytes() for m in masks.T}) == 8
+
+
+def test_torch_init_is_uniform_in_one_over_sqrt_fan_in():
+    # torch.nn.Linear: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), so bound 0.25 for fan_in 16 and variance
+    # bound^2 / 3
+    kernel = np.asarray(TORCH_INIT(jax.random.PRNGKey(0), (16, 4000)))
+    assert np.abs(kernel).max() <= 0.25
+    assert np.abs(kernel).max() > 0.249
+    assert kernel.var() == pytest.approx(0.25 ** 2 / 3, rel=0.02)
 
 
 @pytest.mark.parametrize("sparsity", [1.0, -0.1, 1.5])
