@@ -43,7 +43,7 @@ from flax.training.train_state import TrainState
 import envs
 from jaxrl.core import config as C
 from jaxrl.core import offline
-from jaxrl.core.nets import MLP, TORCH_INIT
+from jaxrl.core.nets import MLP, QEnsemble, TORCH_INIT
 from jaxrl.core.offline import OfflineData
 from jaxrl.core.train import Trainer
 
@@ -131,19 +131,6 @@ def tanh_gaussian_sample(mean, log_std, key):
 # ----------------------------------------------------------------------------- networks
 
 
-class DoubleCritic(nn.Module):
-    """Two Q-networks Q_i(s, a) side by side: output [2, *batch]."""
-
-    hidden: tuple[int, ...]
-
-    @nn.compact
-    def __call__(self, obs, action):
-        x = jnp.concatenate([obs, action], -1)
-        heads = nn.vmap(MLP, variable_axes={"params": 0}, split_rngs={"params": True}, in_axes=None,
-                        out_axes=0, axis_size=2)
-        return heads(self.hidden, 1, "relu", kernel_init=TORCH_INIT)(x)[..., 0]
-
-
 class TanhGaussianActor(nn.Module):
     """(mean, log_std) of a Gaussian squashed by tanh; log-std state-dependent, clipped to [-20, 2]."""
 
@@ -171,7 +158,8 @@ class Carry(NamedTuple):
 
 def make_learner(config: Config, spec: envs.EnvSpec) -> offline.Learner:
     """CQL as pure functions of the dataset (see `jaxrl.core.offline`)."""
-    actor_net, critic_net = TanhGaussianActor(spec.action_dim, tuple(config.hidden)), DoubleCritic(tuple(config.hidden))
+    actor_net = TanhGaussianActor(spec.action_dim, tuple(config.hidden))
+    critic_net = QEnsemble(tuple(config.hidden), 2, "relu", kernel_init=TORCH_INIT)  # Q_1, Q_2: [2, *batch]
     target_entropy = -float(spec.action_dim)
     n, dim = config.num_sampled_actions, spec.action_dim
     evaluate = offline.make_evaluate(spec, config.eval_episodes)

@@ -58,7 +58,7 @@ import envs
 from jaxrl.core import config as C
 from jaxrl.core import offline
 from jaxrl.core.buffer import Buffer, buffer_init
-from jaxrl.core.nets import MLP, GaussianActor, gaussian_log_prob, TORCH_INIT
+from jaxrl.core.nets import MLP, QEnsemble, GaussianActor, gaussian_log_prob, TORCH_INIT
 from jaxrl.core.offline import Batch, OfflineData
 from jaxrl.core.train import Trainer
 
@@ -153,19 +153,6 @@ def advantage_weights(adv, temperature: float, max_weight: float = 100.0):
 # ----------------------------------------------------------------------------- networks
 
 
-class DoubleCritic(nn.Module):
-    """Two Q-networks Q_i(s, a) side by side: output [2, batch]."""
-
-    hidden: tuple[int, ...]
-
-    @nn.compact
-    def __call__(self, obs, action):
-        x = jnp.concatenate([obs, action], -1)
-        heads = nn.vmap(MLP, variable_axes={"params": 0}, split_rngs={"params": True}, in_axes=None,
-                        out_axes=0, axis_size=2)
-        return heads(self.hidden, 1, "relu", kernel_init=TORCH_INIT)(x)[..., 0]
-
-
 class ValueNet(nn.Module):
     hidden: tuple[int, ...]
 
@@ -197,8 +184,9 @@ class Carry(NamedTuple):
 
 def make_learner(config: Config, spec: envs.EnvSpec) -> offline.Learner:
     """IQL as pure functions of the dataset (see `jaxrl.core.offline`)."""
-    actor_net, critic_net, value_net = GaussianActor(spec.action_dim, tuple(config.hidden), TORCH_INIT), \
-        DoubleCritic(tuple(config.hidden)), ValueNet(tuple(config.hidden))
+    actor_net = GaussianActor(spec.action_dim, tuple(config.hidden), TORCH_INIT)
+    critic_net = QEnsemble(tuple(config.hidden), 2, "relu", kernel_init=TORCH_INIT)  # Q_1, Q_2: [2, *batch]
+    value_net = ValueNet(tuple(config.hidden))
     steps = config.updates_per_chunk * config.num_chunks
     actor_lr = optax.cosine_decay_schedule(config.actor_lr, steps) if config.actor_lr_decay else config.actor_lr
     evaluate = offline.make_evaluate(spec, config.eval_episodes)
