@@ -13,7 +13,8 @@ fine-tuning.
     python -m benchmarks.offline_robust --scale brax_fields  # the brax scale, all four fields, RIQL and IQL
     python -m benchmarks.offline_robust --scale brax_hopper_settings  # brax hopper, RIQL's official K, alpha
     python -m benchmarks.offline_robust --scale brax_hopper_actor  # brax hopper, RIQL's Gaussian actor
-    python -m benchmarks.offline_robust --scale brax_hopper_long  # brax hopper, 100k updates, 2 seeds
+    python -m benchmarks.offline_robust --scale brax_hopper_long  # brax hopper, 100k updates, 5 seeds
+    python -m benchmarks.offline_robust --scale brax_cql  # the brax scale's datasets, CQL
     python -m benchmarks.offline_robust --scale ci        # seconds-to-minutes: checks that it works
 
 - Corruption (RIQL's Tables 1-2 setting): on each env's medium-replay dataset (the brax scale:
@@ -128,11 +129,13 @@ SCALES["brax_hopper_actor"] = {**SCALES["brax_hopper_settings"], "files": "offli
                                "corruption_algos": (("riql, K 5, Gaussian actor", "riql",
                                                      dict(num_critics=5, gaussian_actor=True)),)}
 # brax_hopper_long: the brax scale's hopper (dynamics, both modes) at 100k updates, where RIQL's value
-# levels off (20k stop it mid-training), with 2 seeds to fit the CPU: a trend check, not the 5-seed result
-SCALES["brax_hopper_long"] = {**SCALES["brax"], "envs": ("brax/hopper",), "seeds": 2,
+# levels off (20k stop it mid-training); about an hour on a 2-core CPU
+SCALES["brax_hopper_long"] = {**SCALES["brax"], "envs": ("brax/hopper",),
                               "offline": SCALES["brax"]["offline"] | dict(total_updates=100_000),
                               "files": "offline_robust_brax_hopper_long",
                               "corruption_algos": SCALES["brax"]["corruption_algos"][:2]}
+# brax_cql: the brax scale (dynamics, both modes, both envs) with CQL, the issue's third method
+SCALES["brax_cql"] = {**SCALES["brax"], "files": "offline_robust_brax_cql", "corruption_algos": (("cql", "cql", {}),)}
 SCALES |= {
     "full": dict(envs=("brax/hopper", "brax/halfcheetah"), gen=dict(size=1_000_000), seeds=5, fields=FIELDS,
                  modes=MODES, rate=0.3, scale=1.0, attacker=dict(offline_updates=300_000),

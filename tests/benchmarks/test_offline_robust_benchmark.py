@@ -32,7 +32,7 @@ def test_report_tables_plot_and_registration(tmp_path):
     assert suites.MODULE_SUITES["offline-robust"] == ["benchmarks.offline_robust"] and "offline-robust" in suites.SUITES
     assert set(offline_robust.SCALES) == {"ci", "reduced", "fields", "full", "ro2o_curve", "ro2o_warmup", "ro2o_mix",
                                           "brax", "brax_fields", "brax_hopper_settings",
-                                          "brax_hopper_actor", "brax_hopper_long"}
+                                          "brax_hopper_actor", "brax_hopper_long", "brax_cql"}
     curve = offline_robust.SCALES["ro2o_curve"]  # the reduced offline -> online part only, scored more often
     assert curve["parts"] == ("offline_to_online",) and curve["offline"] == offline_robust.SCALES["reduced"]["offline"]
     from jaxrl.algos import ro2o
