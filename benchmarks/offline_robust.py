@@ -9,12 +9,15 @@ fine-tuning.
     python -m benchmarks.offline_robust --scale ro2o_curve  # reduced, offline -> online only, 18 scores
     python -m benchmarks.offline_robust --scale ro2o_warmup  # ro2o_curve, later and longer online phase
     python -m benchmarks.offline_robust --scale ro2o_mix  # ro2o_warmup's RO2O, dataset kept online or not
+    python -m benchmarks.offline_robust --scale ro2o_long  # ro2o_warmup, 10k online steps
+    python -m benchmarks.offline_robust --scale ro2o_strength  # ro2o_warmup, stronger regularisers
     python -m benchmarks.offline_robust --scale brax      # reduced corruption part on two brax envs
     python -m benchmarks.offline_robust --scale brax_fields  # the brax scale, all four fields, RIQL and IQL
     python -m benchmarks.offline_robust --scale brax_hopper_settings  # brax hopper, RIQL's official K, alpha
     python -m benchmarks.offline_robust --scale brax_hopper_actor  # brax hopper, RIQL's Gaussian actor
     python -m benchmarks.offline_robust --scale brax_hopper_long  # brax hopper, 100k updates, 5 seeds
     python -m benchmarks.offline_robust --scale brax_cql  # the brax scale's datasets, CQL
+    python -m benchmarks.offline_robust --scale brax_cql_hopper  # brax_cql, the hopper only
     python -m benchmarks.offline_robust --scale ci        # seconds-to-minutes: checks that it works
 
 - Corruption (RIQL's Tables 1-2 setting): on each env's medium-replay dataset (the brax scale:
@@ -86,6 +89,23 @@ SCALES["ro2o_warmup"] = {**SCALES["ro2o_curve"], "files": "offline_robust_ro2o_w
                          "ro2o_variants": {"ro2o, N 10, n 20": dict(num_critics=10, num_perturb=20),
                                            "sac-n, N 10": dict(num_critics=10, beta_ood=0.0, beta_policy=0.0,
                                                                q_smooth=0.0)}}
+# ro2o_long: ro2o_warmup's RO2O, SAC-N and IQL fine-tuning with 10,000 online steps (50 Pendulum episodes),
+# scored every 500: does the dip pass, and does each method end above or below its offline score?
+SCALES["ro2o_long"] = {**SCALES["ro2o_warmup"], "files": "offline_robust_ro2o_long", "ro2o_variants": {},
+                       "ro2o": SCALES["ro2o_warmup"]["ro2o"] | dict(online_steps=10_000, buffer_size=10_000,
+                                                                    num_chunks=26)}
+# ro2o_strength: ro2o_warmup's RO2O with stronger regularisers (perturbations of 0.1, not 0.01), also kept
+# in the online losses, and with lambda fixed at 1 (the official AntMaze setting): can the regularisers
+# remove the dip at any strength, when at the official 0.01 they leave RO2O level with SAC-N?
+EPS_01 = dict(eps_q=0.1, eps_p=0.1, eps_ood=0.1)
+SCALES["ro2o_strength"] = {**SCALES["ro2o_warmup"], "files": "offline_robust_ro2o_strength",
+                           "ro2o_variants": {"ro2o, eps 0.1": EPS_01,
+                                             "ro2o, eps 0.1, regularisers online": EPS_01 | dict(
+                                                 online_regularizers=True),
+                                             "ro2o, eps 0.1, regularisers online, lambda 1": EPS_01 | dict(
+                                                 online_regularizers=True, ood_lambda_min=1.0)},
+                           "o2o_algos": ("ro2o", "ro2o, eps 0.1", "ro2o, eps 0.1, regularisers online",
+                                         "ro2o, eps 0.1, regularisers online, lambda 1")}
 # brax: the reduced corruption part (dynamics, both modes) on two brax envs at a CPU budget: datasets of
 # 50k transitions from our PPO agent (generate's brax preset, with as many steps per env as spread its 8
 # snapshots from random to expert) and 20k offline updates. The medium data is corrupted: at this budget
@@ -137,6 +157,9 @@ SCALES["brax_hopper_long"] = {**SCALES["brax"], "envs": ("brax/hopper",),
 # brax_cql: the brax scale (dynamics, both modes, both envs) with CQL, the issue's third method; its
 # inverted pendulum program took 56 min on the 2-core CPU (IQL's: 2.6), 10 sampled actions x 3 sources
 SCALES["brax_cql"] = {**SCALES["brax"], "files": "offline_robust_brax_cql", "corruption_algos": (("cql", "cql", {}),)}
+# brax_cql_hopper: brax_cql's hopper program alone (each env's program runs in turn, so the hopper's can
+# run on its own)
+SCALES["brax_cql_hopper"] = {**SCALES["brax_cql"], "envs": ("brax/hopper",), "files": "offline_robust_brax_cql_hopper"}
 SCALES |= {
     "full": dict(envs=("brax/hopper", "brax/halfcheetah"), gen=dict(size=1_000_000), seeds=5, fields=FIELDS,
                  modes=MODES, rate=0.3, scale=1.0, attacker=dict(offline_updates=300_000),

@@ -31,13 +31,15 @@ def rows():
 def test_report_tables_plot_and_registration(tmp_path):
     assert suites.MODULE_SUITES["offline-robust"] == ["benchmarks.offline_robust"] and "offline-robust" in suites.SUITES
     assert set(offline_robust.SCALES) == {"ci", "reduced", "fields", "full", "ro2o_curve", "ro2o_warmup", "ro2o_mix",
+                                          "ro2o_long", "ro2o_strength",
                                           "brax", "brax_fields", "brax_hopper_settings",
-                                          "brax_hopper_actor", "brax_hopper_long", "brax_cql"}
+                                          "brax_hopper_actor", "brax_hopper_long", "brax_cql",
+                                          "brax_cql_hopper"}
     curve = offline_robust.SCALES["ro2o_curve"]  # the reduced offline -> online part only, scored more often
     assert curve["parts"] == ("offline_to_online",) and curve["offline"] == offline_robust.SCALES["reduced"]["offline"]
     from jaxrl.algos import ro2o
 
-    for name in ("ro2o_curve", "ro2o_warmup", "ro2o_mix"):  # each RO2O variant's settings pass RO2O's checks
+    for name in ("ro2o_curve", "ro2o_warmup", "ro2o_mix", "ro2o_long", "ro2o_strength"):  # each RO2O variant's settings pass RO2O's checks
         s = offline_robust.SCALES[name]
         for kw in s["ro2o_variants"].values():
             assert ro2o.Config(**(s["ro2o"] | kw)).online_steps == s["ro2o"]["online_steps"]
