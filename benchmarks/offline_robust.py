@@ -18,6 +18,8 @@ fine-tuning.
     python -m benchmarks.offline_robust --scale brax_hopper_long  # brax hopper, 100k updates, 5 seeds
     python -m benchmarks.offline_robust --scale brax_cql  # the brax scale's datasets, CQL
     python -m benchmarks.offline_robust --scale brax_cql_hopper  # brax_cql, the hopper only
+    python -m benchmarks.offline_robust --scale brax_mixed  # A2PR vs TD3+BC, brax hopper medium-expert
+    python -m benchmarks.offline_robust --scale brax_mixed_long  # brax_mixed, 100k updates
     python -m benchmarks.offline_robust --scale ci        # seconds-to-minutes: checks that it works
 
 - Corruption (RIQL's Tables 1-2 setting): on each env's medium-replay dataset (the brax scale:
@@ -160,6 +162,14 @@ SCALES["brax_cql"] = {**SCALES["brax"], "files": "offline_robust_brax_cql", "cor
 # brax_cql_hopper: brax_cql's hopper program alone (each env's program runs in turn, so the hopper's can
 # run on its own)
 SCALES["brax_cql_hopper"] = {**SCALES["brax_cql"], "envs": ("brax/hopper",), "files": "offline_robust_brax_cql_hopper"}
+# brax_mixed: A2PR against TD3+BC on the brax hopper's medium-expert data (its medium and expert
+# snapshots' episodes, behaviour 303 and 534), at the brax scale's budget (20k updates, 5 seeds); its
+# medium-replay data is near-random at this budget (above), so it is left out
+SCALES["brax_mixed"] = {**SCALES["brax"], "envs": ("brax/hopper",), "parts": ("mixed",),
+                        "mixed_levels": ("medium-expert",), "files": "offline_robust_brax_mixed"}
+# brax_mixed_long: brax_mixed at 100k updates (at 20k A2PR is below TD3+BC: still training?)
+SCALES["brax_mixed_long"] = {**SCALES["brax_mixed"], "files": "offline_robust_brax_mixed_long",
+                             "offline": SCALES["brax"]["offline"] | dict(total_updates=100_000)}
 SCALES |= {
     "full": dict(envs=("brax/hopper", "brax/halfcheetah"), gen=dict(size=1_000_000), seeds=5, fields=FIELDS,
                  modes=MODES, rate=0.3, scale=1.0, attacker=dict(offline_updates=300_000),

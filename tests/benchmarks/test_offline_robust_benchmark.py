@@ -34,7 +34,8 @@ def test_report_tables_plot_and_registration(tmp_path):
                                           "ro2o_long", "ro2o_strength",
                                           "brax", "brax_fields", "brax_hopper_settings",
                                           "brax_hopper_actor", "brax_hopper_long", "brax_cql",
-                                          "brax_cql_hopper"}
+                                          "brax_cql_hopper", "brax_mixed",
+                                          "brax_mixed_long"}
     curve = offline_robust.SCALES["ro2o_curve"]  # the reduced offline -> online part only, scored more often
     assert curve["parts"] == ("offline_to_online",) and curve["offline"] == offline_robust.SCALES["reduced"]["offline"]
     from jaxrl.algos import ro2o
