@@ -40,9 +40,12 @@ def test_report_tables_plot_and_registration(tmp_path):
     assert curve["parts"] == ("offline_to_online",) and curve["offline"] == offline_robust.SCALES["reduced"]["offline"]
     from jaxrl.algos import ro2o
 
-    for name in ("ro2o_curve", "ro2o_warmup", "ro2o_mix", "ro2o_long", "ro2o_strength"):  # each RO2O variant's settings pass RO2O's checks
+    # each RO2O variant's settings, and the plain RO2O row's, pass RO2O's checks
+    for name in ("ro2o_curve", "ro2o_warmup", "ro2o_mix", "ro2o_long", "ro2o_strength"):
         s = offline_robust.SCALES[name]
-        for kw in s["ro2o_variants"].values():
+        o2o_rows = {"ro2o", "sac-n (no smoothness/OOD)", "iql fine-tuning", *s["ro2o_variants"]}
+        assert set(s.get("o2o_algos", ())) <= o2o_rows  # every row a scale lists is one offline_to_online runs
+        for kw in ({}, *s["ro2o_variants"].values()):
             assert ro2o.Config(**(s["ro2o"] | kw)).online_steps == s["ro2o"]["online_steps"]
     warm = offline_robust.SCALES["ro2o_warmup"]["ro2o"]  # later, longer online phase; same offline phase
     assert warm["learning_starts"] > curve["ro2o"]["learning_starts"] and warm["offline_updates"] == 3_000
