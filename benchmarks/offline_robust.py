@@ -20,6 +20,8 @@ fine-tuning.
     python -m benchmarks.offline_robust --scale brax_cql_hopper  # brax_cql, the hopper only
     python -m benchmarks.offline_robust --scale brax_mixed  # A2PR vs TD3+BC, brax hopper medium-expert
     python -m benchmarks.offline_robust --scale brax_mixed_long  # brax_mixed, 100k updates
+    python -m benchmarks.offline_robust --scale gpu_hopper  # brax hopper, every field, official widths, 100k
+    python -m benchmarks.offline_robust --scale gpu_ro2o_hopper  # RO2O vs IQL fine-tuning on the brax hopper
     python -m benchmarks.offline_robust --scale ci        # seconds-to-minutes: checks that it works
 
 - Corruption (RIQL's Tables 1-2 setting): on each env's medium-replay dataset (the brax scale:
@@ -168,6 +170,24 @@ SCALES["brax_mixed"] = {**SCALES["brax"], "envs": ("brax/hopper",), "parts": ("m
 # seed spread; at 100k it leads, 107.1 vs 95.1)
 SCALES["brax_mixed_long"] = {**SCALES["brax_mixed"], "files": "offline_robust_brax_mixed_long",
                              "offline": SCALES["brax"]["offline"] | dict(total_updates=100_000)}
+# gpu_hopper: the brax_fields hopper (every field, both modes) with RIQL and IQL at their official widths
+# (256x256, RIQL K 5) and 100k updates, sized for one lent GPU (benchmarks/gpu_session.sh). Measured on an
+# H200 (benchmarks/gpu_probe.py): RIQL's 45 runs (9 datasets x 5 seeds) take 0.98 ms an update (the
+# 2-core CPU: 873), one evaluation of 10 hopper episodes 6.7 s (CPU: 58), compiling 13-40 s, so each
+# program about 150 s
+SCALES["gpu_hopper"] = {**SCALES["brax_fields"], "envs": ("brax/hopper",), "hidden": None,
+                        "offline": SCALES["brax"]["offline"] | dict(total_updates=100_000),
+                        "files": "offline_robust_gpu_hopper"}
+# gpu_ro2o_hopper: RO2O and IQL fine-tuning from the brax hopper's medium data at the official widths and
+# counts (N 10, n 20, 256x256x256; IQL 256x256), 10k offline updates, then 10k online steps (online
+# updates from 2,500 as the official script), scored every 2,000 iterations (an evaluation costs 6.7 s
+# on the H200, and each online step a hopper step): the offline -> online curve on a brax env, about
+# 250 s a program there by the probe's rates (RO2O's own update not yet measured on a GPU)
+SCALES["gpu_ro2o_hopper"] = {**SCALES["brax"], "envs": ("brax/hopper",), "parts": ("offline_to_online",),
+                             "files": "offline_robust_gpu_ro2o_hopper", "ro2o_variants": {},
+                             "o2o_algos": ("ro2o", "iql fine-tuning"),
+                             "ro2o": dict(offline_updates=10_000, online_steps=10_000, learning_starts=2_500,
+                                          buffer_size=10_000, num_chunks=10, eval_episodes=10)}
 SCALES |= {
     "full": dict(envs=("brax/hopper", "brax/halfcheetah"), gen=dict(size=1_000_000), seeds=5, fields=FIELDS,
                  modes=MODES, rate=0.3, scale=1.0, attacker=dict(offline_updates=300_000),

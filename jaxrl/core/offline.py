@@ -217,14 +217,18 @@ def sweep(learner: Learner, datas: Sequence[OfflineData], num_chunks: int, num_s
     vmapped inside it (every seed of a dataset reads the same copy). Seed i uses
     fold_in(PRNGKey(seed), i), as `jaxrl.core.run`. Returns (carry, metrics) with metrics
     [datasets, seeds, chunks]."""
-    data = stack(datas)
-    keys = seed_keys(seed, num_seeds)
+    return sweep_program(learner, num_chunks)(seed_keys(seed, num_seeds), stack(datas))
+
+
+def sweep_program(learner: Learner, num_chunks: int):
+    """`sweep`'s jitted program, (keys [seeds], stacked data) -> (carry, metrics): apart, so that a
+    benchmark can compile it ahead (`.lower(...).compile()`) and time compile and run apart."""
 
     def one(key, d):
         carry = learner.init(key, d)
         return jax.lax.scan(lambda c, _: learner.update(c, d), carry, None, num_chunks)
 
-    return jax.jit(jax.vmap(jax.vmap(one, (0, None)), (None, 0)))(keys, data)
+    return jax.jit(jax.vmap(jax.vmap(one, (0, None)), (None, 0)))
 
 
 def updates_per_chunk(total_updates: int, num_chunks: int, multiple: int = 1) -> int:

@@ -35,13 +35,13 @@ def test_report_tables_plot_and_registration(tmp_path):
                                           "brax", "brax_fields", "brax_hopper_settings",
                                           "brax_hopper_actor", "brax_hopper_long", "brax_cql",
                                           "brax_cql_hopper", "brax_mixed",
-                                          "brax_mixed_long"}
+                                          "brax_mixed_long", "gpu_hopper", "gpu_ro2o_hopper"}
     curve = offline_robust.SCALES["ro2o_curve"]  # the reduced offline -> online part only, scored more often
     assert curve["parts"] == ("offline_to_online",) and curve["offline"] == offline_robust.SCALES["reduced"]["offline"]
     from jaxrl.algos import ro2o
 
     # each RO2O variant's settings, and the plain RO2O row's, pass RO2O's checks
-    for name in ("ro2o_curve", "ro2o_warmup", "ro2o_mix", "ro2o_long", "ro2o_strength"):
+    for name in ("ro2o_curve", "ro2o_warmup", "ro2o_mix", "ro2o_long", "ro2o_strength", "gpu_ro2o_hopper"):
         s = offline_robust.SCALES[name]
         o2o_rows = {"ro2o", "sac-n (no smoothness/OOD)", "iql fine-tuning", *s["ro2o_variants"]}
         assert set(s.get("o2o_algos", ())) <= o2o_rows  # every row a scale lists is one offline_to_online runs
@@ -65,6 +65,11 @@ def test_report_tables_plot_and_registration(tmp_path):
     for name, algo, overrides in variants:  # each variant's settings pass the algorithm's checks
         _, cfg = offline_robust._config(algo, brax)
         assert dataclasses.replace(cfg, **overrides).total_updates == brax["offline"]["total_updates"]
+    gpu = offline_robust.SCALES["gpu_hopper"]  # the official widths (no hidden override), every field and mode
+    for algo, width in (("riql", 5), ("iql", None)):
+        _, cfg = offline_robust._config(algo, gpu)
+        assert cfg.hidden == (256, 256) and cfg.total_updates == 100_000 and getattr(cfg, "num_critics", None) == width
+    assert gpu["fields"] == offline_robust.FIELDS and gpu["modes"] == offline_robust.MODES
     assert offline_robust.SCALES["full"]["seeds"] >= 5 and len(offline_robust.SCALES["full"]["envs"]) >= 2
     summ = {r["algo"]: r for r in offline_robust.o2o_summary(rows())}
     assert summ["ro2o"]["drop"] == 2.0 and summ["sac-n"]["drop"] == -28.0  # lowest online - last offline

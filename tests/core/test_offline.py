@@ -32,3 +32,35 @@ def test_sample_with_online_draws_uniformly_from_both():
     frac = float(b.reward.mean())
     assert abs(frac - 0.25) < 0.015, frac  # 1 / (3 + 1); the binomial std is 0.003
     np.testing.assert_array_equal(b.obs[b.reward == 1.0], 9.0)  # the online rows are the stored transition's
+
+
+def _toy_learner():
+    """carry: a key and a running sum; each chunk adds one uniform draw and the dataset's first reward."""
+    import jax
+
+    from jaxrl.core.offline import Learner
+
+    def init(key, data):
+        return key, jnp.float32(0.0)
+
+    def update(carry, data):
+        key, total = carry
+        key, k = jax.random.split(key)
+        total = total + jax.random.uniform(k) + data.rewards[0]
+        return (key, total), {"total": total}
+
+    return Learner(init, update)
+
+
+def test_sweep_program_compiled_ahead_is_sweep():
+    """sweep = sweep_program applied to (seed keys, stacked data): compiled ahead, the program gives
+    sweep's metrics [datasets, seeds, chunks] exactly, and each dataset's rewards reach only its rows."""
+    from jaxrl.core import offline
+
+    datas = [_toy_data(2)._replace(rewards=jnp.full(2, r)) for r in (0.0, 10.0)]
+    _, m = offline.sweep(_toy_learner(), datas, 3, 4, seed=1)
+    args = (offline.seed_keys(1, 4), offline.stack(datas))
+    _, m2 = offline.sweep_program(_toy_learner(), 3).lower(*args).compile()(*args)
+    assert m["total"].shape == (2, 4, 3)
+    np.testing.assert_array_equal(m["total"], m2["total"])
+    np.testing.assert_allclose(m["total"][1] - m["total"][0], [[10.0, 20.0, 30.0]] * 4, rtol=1e-6)
