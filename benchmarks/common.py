@@ -94,6 +94,28 @@ def device_slug() -> str:
     return f"{dev.platform}-{slug}"[:48]
 
 
+def dir_arg(value: str) -> Path:
+    """argparse `type=` of --out-dir: the directory, made if missing, checked writable when the
+    command line is read (not when the first hour-long program has finished and writes its rows)."""
+    import argparse
+    import tempfile
+
+    path = Path(value)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()
+    except OSError as e:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a writable directory ({e.strerror or e})") from None
+    return path
+
+
+def file_arg(value: str) -> Path:
+    """argparse `type=` of --out (a file): its directory checked as `dir_arg` checks one."""
+    path = Path(value)
+    dir_arg(str(path.parent))
+    return path
+
+
 def result_stem(out_dir: Path, name: str) -> Path:
     """`out_dir/<name>-<date>-<device>` (no suffix), the directory made: where a benchmark's CSV,
     markdown and plot go."""

@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.common import RESULTS, markdown_parts, result_stem, time_program, write_csv
+from benchmarks.common import RESULTS, dir_arg, markdown_parts, result_stem, time_program, write_csv
 from jaxrl.core.run import FAST_COMPILE
 
 ALGOS = ("drqv2", "drm")
@@ -231,7 +231,7 @@ def suite(scale: str, skip_peers: bool = False, out_dir: Path | None = None) -> 
 def main(argv=None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--scale", choices=sorted(SCALES), default="full")
-    p.add_argument("--out-dir", type=Path, default=None)
+    p.add_argument("--out-dir", type=dir_arg, default=None)
     args = p.parse_args(argv)
     rows = suite(args.scale, out_dir=args.out_dir)
     print(Path(rows[0]["md"]).read_text())

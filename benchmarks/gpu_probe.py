@@ -17,6 +17,7 @@ from pathlib import Path
 import jax
 
 from benchmarks import offline_robust
+from benchmarks.common import file_arg
 
 
 def _timed_sweep(times: dict):
@@ -63,7 +64,7 @@ def main(argv=None) -> None:
     p.add_argument("--cache-dir", default="")
     p.add_argument("--updates", type=int, default=2_000)
     p.add_argument("--online", type=int, default=1_000)
-    p.add_argument("--out", type=Path, default=Path("gpu_probe.jsonl"))
+    p.add_argument("--out", type=file_arg, default=Path("gpu_probe.jsonl"))
     args = p.parse_args(argv)
     data = offline_robust._datasets("brax/hopper", offline_robust.SCALES["gpu_hopper"], args.cache_dir)["medium"]
     print(f"device: {jax.devices()}", flush=True)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import RESULTS, REPO, machine, result_stem, write_csv
+from benchmarks.common import RESULTS, REPO, dir_arg, machine, result_stem, write_csv
 
 ALGOS = ("td3_bc", "iql", "cql")
 # published: JAX-CORL README, 1M updates, halfcheetah-medium-expert, compile included (minutes / hours)
@@ -256,7 +256,7 @@ def main(argv=None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--scale", choices=sorted(SCALES), default="full")
     p.add_argument("--only", choices=("scores", "speed", "memory"), default=None, help="run one part")
-    p.add_argument("--out-dir", type=Path, default=RESULTS)
+    p.add_argument("--out-dir", type=dir_arg, default=RESULTS)
     args = p.parse_args(argv)
     parts = {"scores": lambda: scores(args.scale), "speed": lambda: speed(args.scale), "memory": lambda: memory(args.scale)}
     rows = [r for name, fn in parts.items() if args.only in (None, name) for r in fn()]

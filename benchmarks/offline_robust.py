@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import RESULTS, machine, result_stem, write_csv
+from benchmarks.common import RESULTS, dir_arg, machine, result_stem, write_csv
 
 FIELDS = ("observations", "actions", "rewards", "dynamics")
 MODES = ("random", "adversarial")
@@ -445,7 +445,7 @@ def suite(scale: str, skip_peers: bool = False, out_dir: Path | None = None) -> 
 def main(argv=None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--scale", choices=sorted(SCALES), default="full")
-    p.add_argument("--out-dir", type=Path, default=RESULTS)
+    p.add_argument("--out-dir", type=dir_arg, default=RESULTS)
     p.add_argument("--cache-dir", default="", help="dataset cache (default: the user cache)")
     args = p.parse_args(argv)
     rows = run_all(args.scale, args.cache_dir, done=lambda rows: write(rows, args.scale, args.out_dir))

@@ -36,7 +36,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from benchmarks.common import RESULTS, batched, compile_program, device_slug, machine, timed_call, with_seed_axis
+from benchmarks.common import (RESULTS, batched, compile_program, device_slug, file_arg, machine, timed_call,
+                               with_seed_axis)
 from benchmarks.ppo_speed import WorkerRunner, ensure_rejax_venv, rejax_requirements
 
 ALGOS = ("sac", "td3")
@@ -175,7 +176,7 @@ def main(argv=None) -> dict:
     p.add_argument("--skip-rejax", action="store_true", help="time jaxrl only")
     p.add_argument("--rejax-python", type=Path, default=None,
                    help="an interpreter with rejax 0.1.3 + gymnax 0.0.9 (default: make .bench-venv-rejax)")
-    p.add_argument("--out", type=Path, default=None, help="JSON path (default: benchmarks/results/)")
+    p.add_argument("--out", type=file_arg, default=None, help="JSON path (default: benchmarks/results/)")
     args = p.parse_args(argv)
     if any(n <= 0 for n in args.seeds) or args.total_timesteps <= COMMON["learning_starts"] or args.repeats <= 0:
         p.error(f"--seeds and --repeats must be positive, --total-timesteps > {COMMON['learning_starts']}")

@@ -49,8 +49,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from benchmarks.common import (REPO, RESULTS, batched, compile_program, device_slug, machine, timed_call,
-                               with_seed_axis)
+from benchmarks.common import (REPO, RESULTS, batched, compile_program, device_slug, file_arg, machine,
+                               timed_call, with_seed_axis)
 
 REJAX_VENV = REPO / ".bench-venv-rejax"
 REJAX_PINS = ["rejax==0.1.3", "gymnax==0.0.9"]
@@ -234,6 +234,8 @@ def measure(total_timesteps: int, seeds, repeats: int = 3, skip_rejax: bool = Fa
             for n in seeds:
                 for impl in order:
                     times[impl, sched, n].append(runners[impl, sched].run(n))
+                    print(f"[ppo_speed] round {round_ + 1}: {impl}, {sched} lr, {n} seeds: "
+                          f"{times[impl, sched, n][-1]:.2f} s", file=sys.stderr, flush=True)
     rows = []
     for (impl, sched), runner in runners.items():
         done = runner.finish()
@@ -278,7 +280,7 @@ def main(argv=None) -> dict:
     p.add_argument("--skip-rejax", action="store_true", help="time jaxrl only")
     p.add_argument("--rejax-python", type=Path, default=None,
                    help="an interpreter with rejax 0.1.3 + gymnax 0.0.9 (default: make .bench-venv-rejax)")
-    p.add_argument("--out", type=Path, default=None, help="JSON path (default: benchmarks/results/)")
+    p.add_argument("--out", type=file_arg, default=None, help="JSON path (default: benchmarks/results/)")
     args = p.parse_args(argv)
     if any(n <= 0 for n in args.seeds) or args.total_timesteps <= 0 or args.repeats <= 0:
         p.error("--seeds, --total-timesteps and --repeats must be positive")

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.common import RESULTS, device_slug, machine
+from benchmarks.common import RESULTS, device_slug, dir_arg, machine
 
 SCALES = {
     "ci": dict(seeds=2, total_samples=64, num_chunks=2, samples_per_iter=32, methods=[("rlcm", 2), ("ddpo", 20)]),
@@ -181,7 +181,7 @@ def main(argv=None):
     p.add_argument("--scale", choices=sorted(SCALES), default="full")
     p.add_argument("--reward", default="aesthetic")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out-dir", type=Path, default=RESULTS)
+    p.add_argument("--out-dir", type=dir_arg, default=RESULTS)
     args = p.parse_args(argv)
     report = measure(args.scale, args.out_dir, args.reward, args.seed)
     for r in report["rows"]:

@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.common import RESULTS, markdown_parts, result_stem, write_csv
+from benchmarks.common import RESULTS, dir_arg, markdown_parts, result_stem, write_csv
 
 # Per env: the uncertainty set of the evaluation (and of domain randomisation and IWOCS), the
 # adversary's channels and bound for RARL and QARL, and PPO settings every method shares (on top of
@@ -304,7 +304,7 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--methods", nargs="+", choices=METHODS, default=None,
                    help="only these methods, and no certificates or grid speed (name the files with --files)")
     p.add_argument("--files", default=None, help="name of the result files (default: the scale's)")
-    p.add_argument("--out-dir", type=Path, default=None)
+    p.add_argument("--out-dir", type=dir_arg, default=None)
     p.add_argument("--redraw", type=Path, default=None, metavar="NPZ",
                    help="only redraw a run's PNG from its .npz and .csv")
     args = p.parse_args(argv)

@@ -14,9 +14,8 @@ import datetime
 import json
 import sys
 import time
-from pathlib import Path
 
-from benchmarks.common import RESULTS, device_slug, machine
+from benchmarks.common import RESULTS, device_slug, dir_arg, machine
 from benchmarks.suites import SUITES
 
 OK = {"ok", "passed", "collected", "skipped"}
@@ -69,7 +68,7 @@ def main(argv=None) -> int:
     p.add_argument("--scale", choices=("ci", "full"), default="ci")
     p.add_argument("--skip-peers", "--skip-rejax", dest="skip_peers", action="store_true",
                    help="time jaxrl only: no peer libraries (rejax, official stream-x scripts)")
-    p.add_argument("--out-dir", type=Path, default=RESULTS)
+    p.add_argument("--out-dir", type=dir_arg, default=RESULTS)
     args = p.parse_args(argv)
 
     results = run_suites(args.suite or sorted(SUITES), args.scale, args.skip_peers)

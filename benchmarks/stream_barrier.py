@@ -42,7 +42,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from benchmarks.common import RESULTS, device_slug, machine
+from benchmarks.common import RESULTS, device_slug, dir_arg, machine
 
 CLASSIC = dict(sparsity=0.0, layer_norm=False, normalize_obs=False, scale_reward=False, time_feature=False)
 DEFAULT_LR = {"sgd": 1e-3, "adam": 1e-4}
@@ -218,7 +218,7 @@ def main(argv=None) -> dict:
     p.add_argument("--sgd-lr", type=float, default=DEFAULT_LR["sgd"], help="step size of the classic SGD variant")
     p.add_argument("--adam-lr", type=float, default=DEFAULT_LR["adam"], help="step size of the classic Adam variant")
     p.add_argument("--seed", type=int, default=0, help="base seed")
-    p.add_argument("--out-dir", type=Path, default=RESULTS, help="where the PNG, CSV and JSON go")
+    p.add_argument("--out-dir", type=dir_arg, default=RESULTS, help="where the PNG, CSV and JSON go")
     args = p.parse_args(argv)
     for name in ("seeds", "total_timesteps", "num_chunks"):
         v = getattr(args, name)

@@ -43,7 +43,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from benchmarks.common import REPO, RESULTS, batched, device_slug, machine, time_program
+from benchmarks.common import REPO, RESULTS, batched, device_slug, file_arg, machine, time_program
 
 ENV = "CartPole-v1"
 OFFICIAL_REPO = REPO / ".stream-x-official"
@@ -129,7 +129,11 @@ def measure(total_timesteps: int, seeds, repeats: int = 3, official_steps: int =
             skip_official: bool = False, repo=None, python=None) -> list[dict]:
     """jaxrl rows at each seed count, then the official row (or an "unavailable" row saying why);
     jaxrl rows get `ratio` = their env-steps/s over the official single-seed env-steps/s."""
-    rows = [time_jaxrl(total_timesteps, n, repeats) for n in seeds]
+    rows = []
+    for n in seeds:  # a line per row as it is measured: a run stopped at a time limit shows how far it got
+        rows.append(time_jaxrl(total_timesteps, n, repeats))
+        print(f"[stream_speed] jaxrl, {n} seeds: {rows[-1]['steps_per_s']:,.0f} env-steps/s", file=sys.stderr,
+              flush=True)
     if skip_official:
         return rows
     repo, python = official_repo(repo), torch_python(python)
@@ -182,7 +186,7 @@ def main(argv=None) -> dict:
                         ".bench-venv-torch/bin/python, or this one)")
     p.add_argument("--make-torch-venv", action="store_true",
                    help=f"create/update {TORCH_VENV.name}/ with {' '.join(TORCH_PINS)} first")
-    p.add_argument("--out", type=Path, default=None, help="JSON path (default: benchmarks/results/)")
+    p.add_argument("--out", type=file_arg, default=None, help="JSON path (default: benchmarks/results/)")
     args = p.parse_args(argv)
     s = SCALES[args.scale or "full"]
     total = args.total_timesteps or s["total_timesteps"]

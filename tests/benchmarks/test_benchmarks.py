@@ -70,3 +70,21 @@ def test_junit_rows(tmp_path):
         {"benchmark": "learning", "test": "tests.test_a::test_bad", "status": "failed", "time_s": 1.0},
         {"benchmark": "learning", "test": "tests.test_b::test_skip", "status": "skipped", "time_s": 0.0},
     ]
+
+
+@pytest.mark.parametrize("module, flag, name", [("offline_robust", "--out-dir", ""), ("robust", "--out-dir", ""),
+                                                ("run", "--out-dir", ""), ("ppo_speed", "--out", "x.json"),
+                                                ("stream_speed", "--out", "x.json")])
+def test_an_unwritable_out_path_stops_the_command_line_before_any_run(tmp_path, capsys, module, flag, name):
+    """--out-dir / --out under a plain file: argparse's one-line error naming the path, exit 2, when the
+    command line is read (before, an hour-long program ran first and then failed to write)."""
+    import importlib
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    bad = blocker / "results" / name if name else blocker / "results"
+    with pytest.raises(SystemExit) as e:
+        importlib.import_module(f"benchmarks.{module}").main([flag, str(bad)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "is not a writable directory" in err[-1] and str(bad.parent if name else bad) in err[-1]
