@@ -16,11 +16,11 @@
 # then run it there with those four paths carried:
 #   bash benchmarks/gpu_session.sh            # gpu_hopper, then the stream-x and PPO speed rows (590 s)
 #   O2O=1 bash benchmarks/gpu_session.sh      # gpu_ro2o_hopper (570 s)
+#   PROBE=1 bash benchmarks/gpu_session.sh    # small budgets: how fast each program runs there
+#   SMOKE=1 bash benchmarks/gpu_session.sh    # on a CPU, with small budgets: checks the plumbing
 # Everything lands in $OUT (results.tgz, log.txt). The first lease (2026-12-04, H200) learned the
 # sizes the hard way: every job of a 550-s call ran past its limit (a hopper evaluation costs 6.7 s,
 # each program 13-40 s to compile); the probe's rows are in benchmarks/results/gpu_probe-*.jsonl.
-#   PROBE=1 bash benchmarks/gpu_session.sh    # small budgets: how fast each program runs there
-#   SMOKE=1 bash benchmarks/gpu_session.sh    # on a CPU, with small budgets: checks the plumbing
 set -u
 OUT=${OUT:-/tmp/gpu_session_out}
 RES=/tmp/gpu_session_results
