@@ -20,6 +20,7 @@ fine-tuning.
     python -m benchmarks.offline_robust --scale brax_cql_hopper  # brax_cql, the hopper only
     python -m benchmarks.offline_robust --scale brax_mixed  # A2PR vs TD3+BC, brax hopper medium-expert
     python -m benchmarks.offline_robust --scale brax_mixed_long  # brax_mixed, 100k updates
+    python -m benchmarks.offline_robust --scale brax_ro2o  # RO2O, SAC-N, IQL fine-tuning on the brax hopper
     python -m benchmarks.offline_robust --scale gpu_hopper  # brax hopper, every field, official widths, 100k
     python -m benchmarks.offline_robust --scale gpu_ro2o_hopper  # RO2O vs IQL fine-tuning on the brax hopper
     python -m benchmarks.offline_robust --scale ci        # seconds-to-minutes: checks that it works
@@ -188,6 +189,15 @@ SCALES["gpu_ro2o_hopper"] = {**SCALES["brax"], "envs": ("brax/hopper",), "parts"
                              "o2o_algos": ("ro2o", "iql fine-tuning"),
                              "ro2o": dict(offline_updates=10_000, online_steps=10_000, learning_starts=2_500,
                                           buffer_size=10_000, num_chunks=10, eval_episodes=10)}
+# brax_ro2o: the offline -> online part on the brax hopper's medium data at a CPU budget: ro2o_curve's
+# widths and counts ((64, 64), N 4, n 4, batch 128), 5k offline updates, then 5k online steps (online
+# updates from 1,000), scored every 1,000 iterations with 5 episodes; about 10 minutes a program on the
+# 2-core CPU (a hopper step is the cost). gpu_ro2o_hopper is the official-width run for a lent GPU
+SCALES["brax_ro2o"] = {**SCALES["brax"], "envs": ("brax/hopper",), "parts": ("offline_to_online",),
+                       "files": "offline_robust_brax_ro2o", "ro2o_variants": {},
+                       "ro2o": SCALES["reduced"]["ro2o"] | dict(offline_updates=5_000, online_steps=5_000,
+                                                                learning_starts=1_000, buffer_size=5_000,
+                                                                num_chunks=10, eval_episodes=5)}
 SCALES |= {
     "full": dict(envs=("brax/hopper", "brax/halfcheetah"), gen=dict(size=1_000_000), seeds=5, fields=FIELDS,
                  modes=MODES, rate=0.3, scale=1.0, attacker=dict(offline_updates=300_000),
