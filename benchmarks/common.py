@@ -101,6 +101,8 @@ def dir_arg(value: str) -> Path:
     import tempfile
 
     path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value!r} is not a writable directory (it is a file)")
     try:
         path.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=path).close()

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import jax
 
 from benchmarks import offline_robust
-from benchmarks.common import file_arg
+from benchmarks.common import compile_program, file_arg, timed_call
 
 
 def _timed_sweep(times: dict):
@@ -27,13 +26,9 @@ def _timed_sweep(times: dict):
 
     def sweep(learner, datas, num_chunks, num_seeds, seed=0):
         args = (offline.seed_keys(seed, num_seeds), offline.stack(datas))
-        t0 = time.perf_counter()
-        program = offline.sweep_program(learner, num_chunks).lower(*args).compile()
-        times["compile_s"] = time.perf_counter() - t0
+        times["compile_s"], program = compile_program(offline.sweep_program(learner, num_chunks), args)
         for i in range(2):
-            t0 = time.perf_counter()
-            out = jax.block_until_ready(program(*args))
-            times[f"run{i + 1}_s"] = time.perf_counter() - t0
+            times[f"run{i + 1}_s"], out = timed_call(program, args)
         return out
 
     return sweep
@@ -66,6 +61,8 @@ def main(argv=None) -> None:
     p.add_argument("--online", type=int, default=1_000)
     p.add_argument("--out", type=file_arg, default=Path("gpu_probe.jsonl"))
     args = p.parse_args(argv)
+    if args.updates <= 0 or args.online <= 1:
+        p.error(f"--updates must be positive and --online at least 2, got {args.updates} and {args.online}")
     data = offline_robust._datasets("brax/hopper", offline_robust.SCALES["gpu_hopper"], args.cache_dir)["medium"]
     print(f"device: {jax.devices()}", flush=True)
     from jaxrl.core import offline
@@ -80,6 +77,7 @@ def main(argv=None) -> None:
         print(json.dumps(row), flush=True)
         with open(args.out, "a") as f:
             f.write(json.dumps(row) + "\n")
+
 
 if __name__ == "__main__":
     main()

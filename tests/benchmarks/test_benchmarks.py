@@ -74,7 +74,7 @@ def test_junit_rows(tmp_path):
 
 @pytest.mark.parametrize("module, flag, name", [("offline_robust", "--out-dir", ""), ("robust", "--out-dir", ""),
                                                 ("run", "--out-dir", ""), ("ppo_speed", "--out", "x.json"),
-                                                ("stream_speed", "--out", "x.json")])
+                                                ("stream_speed", "--out", "x.json"), ("gpu_probe", "--out", "x.jsonl")])
 def test_an_unwritable_out_path_stops_the_command_line_before_any_run(tmp_path, capsys, module, flag, name):
     """--out-dir / --out under a plain file: argparse's one-line error naming the path, exit 2, when the
     command line is read (before, an hour-long program ran first and then failed to write)."""

@@ -2,6 +2,7 @@
 phase; its probes are valid configs at the gpu scales' widths."""
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from tests.core.test_offline import _toy_data, _toy_learner
 
@@ -26,3 +27,11 @@ def test_probes_are_the_gpu_scales_programs_at_small_budgets():
         assert seeds == 5 and len(datas) in (1, 9)  # RO2O: the medium data; RIQL / IQL: clean + 8 corrupted
         assert iters == 2_000 + getattr(cfg, "online_steps", 0)
         assert cfg.hidden[0] == 256 and cfg.eval_episodes in (0, 10)
+
+
+def test_a_zero_budget_stops_the_command_line(capsys):
+    from benchmarks.gpu_probe import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--updates", "0"])
+    assert e.value.code == 2 and "--updates must be positive" in capsys.readouterr().err.splitlines()[-1]
