@@ -16,11 +16,14 @@ fine-tuning.
     python -m benchmarks.offline_robust --scale brax_hopper_settings  # brax hopper, RIQL's official K, alpha
     python -m benchmarks.offline_robust --scale brax_hopper_actor  # brax hopper, RIQL's Gaussian actor
     python -m benchmarks.offline_robust --scale brax_hopper_long  # brax hopper, 100k updates, 5 seeds
+    python -m benchmarks.offline_robust --scale brax_hopper_long_official  # the same, RIQL's hopper setting
+    python -m benchmarks.offline_robust --scale brax_halfcheetah  # the brax scale on the brax halfcheetah
     python -m benchmarks.offline_robust --scale brax_cql  # the brax scale's datasets, CQL
     python -m benchmarks.offline_robust --scale brax_cql_hopper  # brax_cql, the hopper only
     python -m benchmarks.offline_robust --scale brax_mixed  # A2PR vs TD3+BC, brax hopper medium-expert
     python -m benchmarks.offline_robust --scale brax_mixed_long  # brax_mixed, 100k updates
     python -m benchmarks.offline_robust --scale brax_ro2o  # RO2O, SAC-N, IQL fine-tuning on the brax hopper
+    python -m benchmarks.offline_robust --scale brax_ro2o_n10  # brax_ro2o at N 10, 30k offline updates
     python -m benchmarks.offline_robust --scale gpu_hopper  # brax hopper, every field, official widths, 100k
     python -m benchmarks.offline_robust --scale gpu_ro2o_hopper  # RO2O vs IQL fine-tuning on the brax hopper
     python -m benchmarks.offline_robust --scale ci        # seconds-to-minutes: checks that it works
@@ -156,6 +159,16 @@ SCALES["brax_hopper_long"] = {**SCALES["brax"], "envs": ("brax/hopper",),
                               "offline": SCALES["brax"]["offline"] | dict(total_updates=100_000),
                               "files": "offline_robust_brax_hopper_long",
                               "corruption_algos": SCALES["brax"]["corruption_algos"][:2]}
+# brax_halfcheetah: the brax scale (RIQL, IQL, RIQL at sigma 0.1; dynamics, both modes; 20k updates) on a
+# third brax env, the full scale's other one: the halfcheetah's data from 400k PPO steps as the hopper's
+SCALES["brax_halfcheetah"] = {**SCALES["brax"], "envs": ("brax/halfcheetah",),
+                              "gen": {"brax/halfcheetah": BRAX_GEN | dict(agent_steps=400_000)},
+                              "files": "offline_robust_brax_halfcheetah"}
+# brax_hopper_long_official: brax_hopper_long's RIQL with the official hopper-dynamics setting (K 5, alpha
+# 0.5, sigma 1), beside that scale's IQL row (the same data and budget)
+SCALES["brax_hopper_long_official"] = {**SCALES["brax_hopper_long"], "files": "offline_robust_brax_hopper_long_official",
+                                       "corruption_algos": (("riql, K 5, alpha 0.5", "riql",
+                                                             dict(num_critics=5, quantile=0.5)),)}
 # brax_cql: the brax scale (dynamics, both modes, both envs) with CQL, the issue's third method; its
 # inverted pendulum program took 56 min on the 2-core CPU (IQL's: 2.6), 10 sampled actions x 3 sources
 SCALES["brax_cql"] = {**SCALES["brax"], "files": "offline_robust_brax_cql", "corruption_algos": (("cql", "cql", {}),)}
@@ -198,6 +211,13 @@ SCALES["brax_ro2o"] = {**SCALES["brax"], "envs": ("brax/hopper",), "parts": ("of
                        "ro2o": SCALES["reduced"]["ro2o"] | dict(offline_updates=5_000, online_steps=5_000,
                                                                 learning_starts=1_000, buffer_size=5_000,
                                                                 num_chunks=10, eval_episodes=5)}
+# brax_ro2o_n10: brax_ro2o with the official ensemble size (N 10; n stays 4) and 30k offline updates, where
+# a 2-seed diagnostic learned offline (N 4 let Q diverge to about 4,000 by 30k and scored about 0), then
+# 5k online steps scored every 1,000 iterations; RO2O against IQL fine-tuning (SAC-N left out for time)
+SCALES["brax_ro2o_n10"] = {**SCALES["brax_ro2o"], "files": "offline_robust_brax_ro2o_n10",
+                           "o2o_algos": ("ro2o", "iql fine-tuning"),
+                           "ro2o": SCALES["brax_ro2o"]["ro2o"] | dict(num_critics=10, offline_updates=30_000,
+                                                                     num_chunks=35)}
 SCALES |= {
     "full": dict(envs=("brax/hopper", "brax/halfcheetah"), gen=dict(size=1_000_000), seeds=5, fields=FIELDS,
                  modes=MODES, rate=0.3, scale=1.0, attacker=dict(offline_updates=300_000),

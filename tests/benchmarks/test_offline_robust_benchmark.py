@@ -36,14 +36,15 @@ def test_report_tables_plot_and_registration(tmp_path):
                                           "brax_hopper_actor", "brax_hopper_long", "brax_cql",
                                           "brax_cql_hopper", "brax_mixed",
                                           "brax_mixed_long", "gpu_hopper", "gpu_ro2o_hopper",
-                                          "brax_ro2o"}
+                                          "brax_ro2o", "brax_halfcheetah", "brax_ro2o_n10",
+                                          "brax_hopper_long_official"}
     curve = offline_robust.SCALES["ro2o_curve"]  # the reduced offline -> online part only, scored more often
     assert curve["parts"] == ("offline_to_online",) and curve["offline"] == offline_robust.SCALES["reduced"]["offline"]
     from jaxrl.algos import ro2o
 
     # each RO2O variant's settings, and the plain RO2O row's, pass RO2O's checks
     for name in ("ro2o_curve", "ro2o_warmup", "ro2o_mix", "ro2o_long", "ro2o_strength", "gpu_ro2o_hopper",
-                 "brax_ro2o"):
+                 "brax_ro2o", "brax_ro2o_n10"):
         s = offline_robust.SCALES[name]
         o2o_rows = {"ro2o", "sac-n (no smoothness/OOD)", "iql fine-tuning", *s["ro2o_variants"]}
         assert set(s.get("o2o_algos", ())) <= o2o_rows  # every row a scale lists is one offline_to_online runs
@@ -60,10 +61,14 @@ def test_report_tables_plot_and_registration(tmp_path):
     assert brax["modes"] == offline_robust.MODES
     from jaxrl.datasets.generate import GenerateConfig
 
-    for env in brax["envs"]:  # each env's generation settings pass their checks
-        assert GenerateConfig(env=env, **brax["gen"][env]).agent_steps > 0
+    cheetah = offline_robust.SCALES["brax_halfcheetah"]  # the brax scale's methods and budget on a third env
+    assert cheetah["corruption_algos"] == brax["corruption_algos"] and cheetah["offline"] == brax["offline"]
+    for s in (brax, cheetah):
+        for env in s["envs"]:  # each env's generation settings pass their checks
+            assert GenerateConfig(env=env, **s["gen"][env]).agent_steps > 0
     variants = brax["corruption_algos"] + sum((offline_robust.SCALES[k]["corruption_algos"]
-                                               for k in ("brax_hopper_settings", "brax_hopper_actor")), ())
+                                               for k in ("brax_hopper_settings", "brax_hopper_actor",
+                                                        "brax_hopper_long_official")), ())
     for name, algo, overrides in variants:  # each variant's settings pass the algorithm's checks
         _, cfg = offline_robust._config(algo, brax)
         assert dataclasses.replace(cfg, **overrides).total_updates == brax["offline"]["total_updates"]
