@@ -24,6 +24,7 @@ fine-tuning.
     python -m benchmarks.offline_robust --scale brax_mixed_long  # brax_mixed, 100k updates
     python -m benchmarks.offline_robust --scale brax_ro2o  # RO2O, SAC-N, IQL fine-tuning on the brax hopper
     python -m benchmarks.offline_robust --scale brax_ro2o_n10  # brax_ro2o at N 10, 30k offline updates
+    python -m benchmarks.offline_robust --scale brax_ro2o_n10_sacn  # its SAC-N row
     python -m benchmarks.offline_robust --scale gpu_hopper  # brax hopper, every field, official widths, 100k
     python -m benchmarks.offline_robust --scale gpu_ro2o_hopper  # RO2O vs IQL fine-tuning on the brax hopper
     python -m benchmarks.offline_robust --scale ci        # seconds-to-minutes: checks that it works
@@ -218,6 +219,9 @@ SCALES["brax_ro2o_n10"] = {**SCALES["brax_ro2o"], "files": "offline_robust_brax_
                            "o2o_algos": ("ro2o", "iql fine-tuning"),
                            "ro2o": SCALES["brax_ro2o"]["ro2o"] | dict(num_critics=10, offline_updates=30_000,
                                                                      num_chunks=35)}
+# brax_ro2o_n10_sacn: brax_ro2o_n10's SAC-N row (RO2O's regularisers off, N 10), run on its own
+SCALES["brax_ro2o_n10_sacn"] = {**SCALES["brax_ro2o_n10"], "files": "offline_robust_brax_ro2o_n10_sacn",
+                                "o2o_algos": ("sac-n (no smoothness/OOD)",)}
 SCALES |= {
     "full": dict(envs=("brax/hopper", "brax/halfcheetah"), gen=dict(size=1_000_000), seeds=5, fields=FIELDS,
                  modes=MODES, rate=0.3, scale=1.0, attacker=dict(offline_updates=300_000),
