@@ -18,6 +18,7 @@ fine-tuning.
     python -m benchmarks.offline_robust --scale brax_hopper_long  # brax hopper, 100k updates, 5 seeds
     python -m benchmarks.offline_robust --scale brax_hopper_long_official  # the same, RIQL's hopper setting
     python -m benchmarks.offline_robust --scale brax_halfcheetah  # the brax scale on the brax halfcheetah
+    python -m benchmarks.offline_robust --scale brax_halfcheetah_settings  # RIQL's halfcheetah settings
     python -m benchmarks.offline_robust --scale brax_cql  # the brax scale's datasets, CQL
     python -m benchmarks.offline_robust --scale brax_cql_hopper  # brax_cql, the hopper only
     python -m benchmarks.offline_robust --scale brax_mixed  # A2PR vs TD3+BC, brax hopper medium-expert
@@ -167,9 +168,18 @@ SCALES["brax_halfcheetah"] = {**SCALES["brax"], "envs": ("brax/halfcheetah",),
                               "files": "offline_robust_brax_halfcheetah"}
 # brax_hopper_long_official: brax_hopper_long's RIQL with the official hopper-dynamics setting (K 5, alpha
 # 0.5, sigma 1), beside that scale's IQL row (the same data and budget)
-SCALES["brax_hopper_long_official"] = {**SCALES["brax_hopper_long"], "files": "offline_robust_brax_hopper_long_official",
+SCALES["brax_hopper_long_official"] = {**SCALES["brax_hopper_long"],
+                                       "files": "offline_robust_brax_hopper_long_official",
                                        "corruption_algos": (("riql, K 5, alpha 0.5", "riql",
                                                              dict(num_critics=5, quantile=0.5)),)}
+# brax_halfcheetah_settings: brax_halfcheetah's RIQL with the official halfcheetah settings for dynamics
+# corruption (random: sigma 3, alpha 0.25; adversarial: sigma 1, alpha 0.1; K 5), each on all three datasets
+SCALES["brax_halfcheetah_settings"] = {**SCALES["brax_halfcheetah"],
+                                       "files": "offline_robust_brax_halfcheetah_settings",
+                                       "corruption_algos": (("riql, K 5, sigma 3", "riql",
+                                                             dict(num_critics=5, sigma=3.0)),
+                                                            ("riql, K 5, alpha 0.1", "riql",
+                                                             dict(num_critics=5, quantile=0.1)))}
 # brax_cql: the brax scale (dynamics, both modes, both envs) with CQL, the third method; its
 # inverted pendulum program took 56 min on the 2-core CPU (IQL's: 2.6), 10 sampled actions x 3 sources
 SCALES["brax_cql"] = {**SCALES["brax"], "files": "offline_robust_brax_cql", "corruption_algos": (("cql", "cql", {}),)}

@@ -37,7 +37,7 @@ def test_report_tables_plot_and_registration(tmp_path):
                                           "brax_cql_hopper", "brax_mixed",
                                           "brax_mixed_long", "gpu_hopper", "gpu_ro2o_hopper",
                                           "brax_ro2o", "brax_halfcheetah", "brax_ro2o_n10", "brax_ro2o_n10_sacn",
-                                          "brax_hopper_long_official"}
+                                          "brax_hopper_long_official", "brax_halfcheetah_settings"}
     curve = offline_robust.SCALES["ro2o_curve"]  # the reduced offline -> online part only, scored more often
     assert curve["parts"] == ("offline_to_online",) and curve["offline"] == offline_robust.SCALES["reduced"]["offline"]
     from jaxrl.algos import ro2o
@@ -69,7 +69,7 @@ def test_report_tables_plot_and_registration(tmp_path):
             assert GenerateConfig(env=env, **s["gen"][env]).agent_steps > 0
     variants = brax["corruption_algos"] + sum((offline_robust.SCALES[k]["corruption_algos"]
                                                for k in ("brax_hopper_settings", "brax_hopper_actor",
-                                                        "brax_hopper_long_official")), ())
+                                                        "brax_hopper_long_official", "brax_halfcheetah_settings")), ())
     for name, algo, overrides in variants:  # each variant's settings pass the algorithm's checks
         _, cfg = offline_robust._config(algo, brax)
         assert dataclasses.replace(cfg, **overrides).total_updates == brax["offline"]["total_updates"]
