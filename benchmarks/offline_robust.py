@@ -164,7 +164,7 @@ SCALES["brax_hopper_long"] = {**SCALES["brax"], "envs": ("brax/hopper",),
 # brax_halfcheetah: the brax scale (RIQL, IQL, RIQL at sigma 0.1; dynamics, both modes; 20k updates) on a
 # third brax env, the full scale's other one: the halfcheetah's data from 400k PPO steps as the hopper's
 SCALES["brax_halfcheetah"] = {**SCALES["brax"], "envs": ("brax/halfcheetah",),
-                              "gen": {"brax/halfcheetah": BRAX_GEN | dict(agent_steps=400_000)},
+                              "gen": {"brax/halfcheetah": SCALES["brax"]["gen"]["brax/hopper"]},
                               "files": "offline_robust_brax_halfcheetah"}
 # brax_hopper_long_official: brax_hopper_long's RIQL with the official hopper-dynamics setting (K 5, alpha
 # 0.5, sigma 1), beside that scale's IQL row (the same data and budget)
@@ -224,7 +224,8 @@ SCALES["brax_ro2o"] = {**SCALES["brax"], "envs": ("brax/hopper",), "parts": ("of
                                                                 num_chunks=10, eval_episodes=5)}
 # brax_ro2o_n10: brax_ro2o with the official ensemble size (N 10; n stays 4) and 30k offline updates, where
 # a 2-seed diagnostic learned offline (N 4 let Q diverge to about 4,000 by 30k and scored about 0), then
-# 5k online steps scored every 1,000 iterations; RO2O against IQL fine-tuning (SAC-N left out for time)
+# 5k online steps scored every 1,000 iterations; RO2O against IQL fine-tuning (SAC-N is brax_ro2o_n10_sacn,
+# a program of its own so that the two could run side by side)
 SCALES["brax_ro2o_n10"] = {**SCALES["brax_ro2o"], "files": "offline_robust_brax_ro2o_n10",
                            "o2o_algos": ("ro2o", "iql fine-tuning"),
                            "ro2o": SCALES["brax_ro2o"]["ro2o"] | dict(num_critics=10, offline_updates=30_000,

@@ -44,8 +44,7 @@ def test_report_tables_plot_and_registration(tmp_path):
 
     # each RO2O variant's settings, and the plain RO2O row's, pass RO2O's checks
     for name in ("ro2o_curve", "ro2o_warmup", "ro2o_mix", "ro2o_long", "ro2o_strength", "gpu_ro2o_hopper",
-                 "brax_ro2o", "brax_ro2o_n10",
-                 "brax_ro2o_n10_sacn"):
+                 "brax_ro2o", "brax_ro2o_n10", "brax_ro2o_n10_sacn"):
         s = offline_robust.SCALES[name]
         o2o_rows = {"ro2o", "sac-n (no smoothness/OOD)", "iql fine-tuning", *s["ro2o_variants"]}
         assert set(s.get("o2o_algos", ())) <= o2o_rows  # every row a scale lists is one offline_to_online runs
