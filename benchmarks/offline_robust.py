@@ -20,6 +20,7 @@ fine-tuning.
     python -m benchmarks.offline_robust --scale brax_halfcheetah  # the brax scale on the brax halfcheetah
     python -m benchmarks.offline_robust --scale brax_halfcheetah_settings  # RIQL's halfcheetah settings
     python -m benchmarks.offline_robust --scale brax_halfcheetah_long_official  # the same at 100k updates
+    python -m benchmarks.offline_robust --scale brax_halfcheetah_long_default  # its RIQL at default settings
     python -m benchmarks.offline_robust --scale brax_cql  # the brax scale's datasets, CQL
     python -m benchmarks.offline_robust --scale brax_cql_hopper  # brax_cql, the hopper only
     python -m benchmarks.offline_robust --scale brax_mixed  # A2PR vs TD3+BC, brax hopper medium-expert
@@ -191,6 +192,12 @@ SCALES["brax_halfcheetah_long_official"] = {
     "corruption_algos": SCALES["brax_halfcheetah_settings"]["corruption_algos"] + (("iql", "iql", {}),),
     "corruption_sets": {"riql, K 5, sigma 3": ("random dynamics",), "riql, K 5, alpha 0.1": ("adversarial dynamics",),
                         "iql": ("random dynamics", "adversarial dynamics")}}
+# brax_halfcheetah_long_default: brax_halfcheetah_long_official's data and budget with RIQL at the brax scale's
+# settings (K 3, alpha 0.25, sigma 1) on both corrupted datasets: how much of its lead is the official settings
+SCALES["brax_halfcheetah_long_default"] = {
+    **SCALES["brax_halfcheetah_long_official"], "files": "offline_robust_brax_halfcheetah_long_default",
+    "corruption_algos": SCALES["brax"]["corruption_algos"][:1],
+    "corruption_sets": {"riql": ("random dynamics", "adversarial dynamics")}}
 # brax_cql: the brax scale (dynamics, both modes, both envs) with CQL, the third method; its
 # inverted pendulum program took 56 min on the 2-core CPU (IQL's: 2.6), 10 sampled actions x 3 sources
 SCALES["brax_cql"] = {**SCALES["brax"], "files": "offline_robust_brax_cql", "corruption_algos": (("cql", "cql", {}),)}

@@ -38,7 +38,7 @@ def test_report_tables_plot_and_registration(tmp_path):
                                           "brax_mixed_long", "gpu_hopper", "gpu_ro2o_hopper",
                                           "brax_ro2o", "brax_halfcheetah", "brax_ro2o_n10", "brax_ro2o_n10_sacn",
                                           "brax_hopper_long_official", "brax_halfcheetah_settings",
-                                          "brax_halfcheetah_long_official"}
+                                          "brax_halfcheetah_long_official", "brax_halfcheetah_long_default"}
     curve = offline_robust.SCALES["ro2o_curve"]  # the reduced offline -> online part only, scored more often
     assert curve["parts"] == ("offline_to_online",) and curve["offline"] == offline_robust.SCALES["reduced"]["offline"]
     from jaxrl.algos import ro2o
@@ -73,12 +73,13 @@ def test_report_tables_plot_and_registration(tmp_path):
     for name, algo, overrides in variants:  # each variant's settings pass the algorithm's checks
         _, cfg = offline_robust._config(algo, brax)
         assert dataclasses.replace(cfg, **overrides).total_updates == brax["offline"]["total_updates"]
-    long_cheetah = offline_robust.SCALES["brax_halfcheetah_long_official"]  # each variant on named datasets only
-    names = {n for n, _, _ in long_cheetah["corruption_algos"]}
-    sets = {f"{m} {f}" for m in long_cheetah["modes"] for f in long_cheetah["fields"]}
-    assert set(long_cheetah["corruption_sets"]) == names and all(
-        set(v) <= sets for v in long_cheetah["corruption_sets"].values())
-    assert long_cheetah["offline"] == offline_robust.SCALES["brax_hopper_long_official"]["offline"]
+    for name in ("brax_halfcheetah_long_official", "brax_halfcheetah_long_default"):  # variants on named datasets
+        long_cheetah = offline_robust.SCALES[name]
+        names = {n for n, _, _ in long_cheetah["corruption_algos"]}
+        sets = {f"{m} {f}" for m in long_cheetah["modes"] for f in long_cheetah["fields"]}
+        assert set(long_cheetah["corruption_sets"]) == names and all(
+            set(v) <= sets for v in long_cheetah["corruption_sets"].values())
+        assert long_cheetah["offline"] == offline_robust.SCALES["brax_hopper_long_official"]["offline"]
     gpu = offline_robust.SCALES["gpu_hopper"]  # the official widths (no hidden override), every field and mode
     for algo, width in (("riql", 5), ("iql", None)):
         _, cfg = offline_robust._config(algo, gpu)
