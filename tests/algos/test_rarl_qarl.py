@@ -13,6 +13,7 @@ LENGTHS = UncertaintySet("CartPole-v1", (("length", 0.25, 2.5),))
 PRO_STEPS = 300_000  # the protagonist's env steps; RARL's and QARL's adversaries take as many again
 SEEDS = 32
 
+
 def test_linear_schedule_is_monotone_and_reaches_the_target_at_its_fraction():
     cfg = qarl.Config(curriculum="linear", total_timesteps=2048 * 30, num_steps=128, num_chunks=1)
     n = cfg.num_iterations
@@ -82,19 +83,26 @@ def _grid(policy):
     return res.worst, res.mean
 
 
-def _seed_worst(mod, cfg, player=lambda c: c):
-    """Per seed (SEEDS vmapped in one program, keys split from key 1): `_grid` of the
+def _seed_worst(mod, cfg, player=lambda c: c, key=1, seeds=SEEDS):
+    """Per seed (`seeds` keys split from `key`, vmapped in one program): `_grid` of the
     deterministic policy of `player(carry)`."""
 
-    def one(key):
-        carry, _ = mod.make_train(cfg).train(key)
+    def one(k):
+        carry, _ = mod.make_train(cfg).train(k)
         return _grid(mod.make_policy(cfg, player(carry)))
 
-    worst, mean = jax.jit(jax.vmap(one))(jax.random.split(jax.random.key(1), SEEDS))
+    worst, mean = jax.jit(jax.vmap(one))(jax.random.split(jax.random.key(key), seeds))
     return np.asarray(worst), np.asarray(mean)
 
 
 SMALL = dict(num_envs=8, num_steps=128, hidden=(32, 32), num_chunks=1)
+
+
+def _adversarial(**seeds):
+    """{"rarl": (worst, mean), "qarl": ...} per seed, each protagonist at PRO_STEPS env steps (its
+    adversary takes as many again: `total_timesteps` counts both players)."""
+    return {name: _seed_worst(mod, mod.Config(total_timesteps=2 * PRO_STEPS, **SMALL), lambda c: c.pro, **seeds)
+            for name, mod in (("rarl", rarl), ("qarl", qarl))}
 
 
 @pytest.fixture(scope="module")
@@ -116,15 +124,12 @@ def test_rarl_or_qarl_worst_case_over_pole_lengths_is_at_least_ppos(ppo_nominal)
     304.7, PPO 331.8): an earlier form of this test, QARL against PPO at 150k total steps on 4
     seeds, passed on one build (363.0 vs 334.5) and failed on another (241.9 vs 324.3), the
     training being chaotic in the last bits of XLA's CPU arithmetic."""
-    worst, mean = {}, {}
-    for name, mod in (("rarl", rarl), ("qarl", qarl)):
-        cfg = mod.Config(total_timesteps=2 * PRO_STEPS, **SMALL)
-        worst[name], mean[name] = _seed_worst(mod, cfg, lambda c: c.pro)
-    summary = {k: (round(float(w.mean()), 1), round(float(mean[k].mean()), 1)) for k, w in worst.items()}
-    summary["ppo"] = (round(float(ppo_nominal[0].mean()), 1), round(float(ppo_nominal[1].mean()), 1))
+    ours = _adversarial()
+    summary = {k: (round(float(w.mean()), 1), round(float(m.mean()), 1))
+               for k, (w, m) in {**ours, "ppo": ppo_nominal}.items()}
     print("(mean worst, mean average) over seeds", summary)
-    assert max(w.mean() for w in worst.values()) >= ppo_nominal[0].mean(), summary
-    assert all(m.mean() >= 200 for m in mean.values()), summary
+    assert max(w.mean() for w, _ in ours.values()) >= ppo_nominal[0].mean(), summary
+    assert all(m.mean() >= 200 for _, m in ours.values()), summary
 
 
 @pytest.mark.slow
@@ -138,18 +143,9 @@ def test_long_form_the_same_claim_on_64_other_seeds():
     the return falls to about 20 from a pole length of 1.25-1.75 up), their protagonists fitted to
     the cart-force adversary on the nominal pole; at 600k total, 2 of 4 such RARL seeds are perfect
     over the grid. The benchmark README has the table."""
-    seeds = jax.random.split(jax.random.key(2), 64)
-
-    def per_seed(mod, cfg, player):
-        def one(key):
-            carry, _ = mod.make_train(cfg).train(key)
-            return _grid(mod.make_policy(cfg, player(carry)))[0]
-
-        return np.asarray(jax.jit(jax.vmap(one))(seeds))
-
-    ppo_worst = per_seed(ppo, ppo.Config(total_timesteps=PRO_STEPS, **SMALL), lambda c: c)
-    ours = {name: per_seed(mod, mod.Config(total_timesteps=2 * PRO_STEPS, **SMALL), lambda c: c.pro)
-            for name, mod in (("rarl", rarl), ("qarl", qarl))}
+    seeds = dict(key=2, seeds=64)
+    ppo_worst = _seed_worst(ppo, ppo.Config(total_timesteps=PRO_STEPS, **SMALL), **seeds)[0]
+    ours = {k: w for k, (w, _) in _adversarial(**seeds).items()}
     summary = {k: round(float(v.mean()), 1) for k, v in {**ours, "ppo": ppo_worst}.items()}
     print("mean worst case over seeds", summary)
     assert max(v.mean() for v in ours.values()) >= ppo_worst.mean(), summary
